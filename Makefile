@@ -1,0 +1,35 @@
+# Two commands set everything up: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint accuracy speed docs clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch is pinned to the CPU build that the machine carries; a plain `torch` pulls CUDA.
+	$(PY) -m pip install -q "torch==2.13.0" jax
+	$(PY) -m pip install -q -e ".[test,plot]" mypy ruff
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m kaun.demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+	$(MAKE) lint
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/mypy
+
+accuracy: $(STAMP)
+	$(PY) benchmarks/accuracy.py
+
+speed: $(STAMP)
+	$(PY) benchmarks/speed.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -1,0 +1,1 @@
+"""kaun: neural-network activation functions."""

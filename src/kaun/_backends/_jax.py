@@ -1,0 +1,123 @@
+"""JAX: a ``jax.custom_jvp`` per activation whose rule is the derivative formula of the same
+entry, jitted and cached per hyper-parameters. Works eagerly and under jit, grad, vmap, to any
+order (the rule itself is differentiated by JAX)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from ..activation._dispatch import halves
+from ..activation._entry import Entry
+from ._base import Backend
+
+
+class JaxOps:
+    exp = staticmethod(jnp.exp)
+    expm1 = staticmethod(jnp.expm1)
+    log1p = staticmethod(jnp.log1p)
+    tanh = staticmethod(jnp.tanh)
+    sqrt = staticmethod(jnp.sqrt)
+    abs = staticmethod(jnp.abs)
+    where = staticmethod(jnp.where)
+
+    @staticmethod
+    def clip(x: Any, lo: Any, hi: Any) -> Any:
+        return jnp.clip(x, lo, hi)
+
+    @staticmethod
+    def mask(c: Any, like: Any) -> Any:
+        return c.astype(like.dtype)
+
+    @staticmethod
+    def big(x: Any) -> float:
+        return float(jnp.finfo(x.dtype).max)
+
+    @staticmethod
+    def prec(x: Any) -> int:
+        return 64 if x.dtype == jnp.float64 else 32
+
+
+O = JaxOps()
+_HALF = (jnp.float16, jnp.bfloat16)
+
+
+def _work(f: Any, x: Any, *args: Any) -> Any:
+    if x.dtype in _HALF:
+        return f(O, x.astype(jnp.float32), *args).astype(x.dtype)
+    return f(O, x, *args)
+
+
+def _scaled(t: Any, d: Any) -> Any:
+    if t.dtype in _HALF:
+        return (t.astype(jnp.float32) * d).astype(t.dtype)
+    return t * d
+
+
+def _dwork(f: Any, x: Any, *args: Any) -> Any:
+    return f(O, x.astype(jnp.float32), *args) if x.dtype in _HALF else f(O, x, *args)
+
+
+@functools.cache
+def _elementwise(entry: Entry, p: tuple[float, ...]) -> Any:
+    value, deriv = entry.value, entry.deriv
+
+    @jax.custom_jvp
+    def f(x: Any) -> Any:
+        return _work(value, x, *p)
+
+    @f.defjvp
+    def f_jvp(primals: Any, tangents: Any) -> Any:
+        (x,), (t,) = primals, tangents
+        return f(x), _scaled(t, _dwork(deriv, x, *p))
+
+    return jax.jit(f)
+
+
+@functools.cache
+def _derivative(entry: Entry, p: tuple[float, ...]) -> Any:
+    return jax.jit(lambda x: _work(entry.deriv, x, *p))
+
+
+@functools.cache
+def _prelu(entry: Entry) -> Any:
+    # where(x > 0, x, alpha * x) differentiates to the conventions (alpha at 0) by itself.
+    return jax.jit(lambda x, a: _work(entry.value, x, a.astype(jnp.float32) if x.dtype in _HALF else a))
+
+
+@functools.cache
+def _glu(entry: Entry, ax: int) -> Any:
+    sig = _elementwise(_sigmoid_entry(), ())
+
+    def f(x: Any) -> Any:
+        a, b = halves(x, ax)
+        return a * sig(b)
+
+    return jax.jit(f)
+
+
+def _sigmoid_entry() -> Entry:
+    from ..activation._defs import ENTRIES
+
+    return ENTRIES["sigmoid"]
+
+
+class JaxBackend(Backend):
+    name = "jax"
+    o = O
+    f32 = jnp.float32
+
+    def elementwise(self, entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
+        return _elementwise(entry, p)(x)
+
+    def derivative(self, entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
+        return _derivative(entry, p)(x)
+
+    def prelu(self, entry: Entry, x: Any, alpha: Any) -> Any:
+        return _prelu(entry)(x, alpha)
+
+    def glu(self, entry: Entry, x: Any, ax: int) -> Any:
+        return _glu(entry, ax)(x)

@@ -1,0 +1,68 @@
+"""kaun.activation: the 25 activation functions of Kaun, on any array.
+
+``import kaun.activation as A``; ``A.gelu(x)`` takes a NumPy, PyTorch, JAX, Dask, CuPy or any
+Array API array and returns the same kind of array, with the same shape, dtype and device,
+differentiable through the framework's own autodiff. ``A.derivative(f)`` gives explicit
+derivatives; ``A.get(name)`` and ``A.names()`` look functions up by name.
+"""
+
+from ._defs import (
+    celu,
+    elu,
+    gelu,
+    gelu_approx,
+    glu,
+    hard_sigmoid,
+    hard_silu,
+    hard_swish,
+    hard_tanh,
+    leaky_relu,
+    log_sigmoid,
+    mish,
+    prelu,
+    relu,
+    relu6,
+    selu,
+    sigmoid,
+    silu,
+    softplus,
+    softsign,
+    sparse_plus,
+    sparse_sigmoid,
+    squareplus,
+    swish,
+    tanh,
+)
+from ._derivative import derivative
+from ._registry import get, names
+
+__all__ = [
+    "relu",
+    "sigmoid",
+    "tanh",
+    "relu6",
+    "leaky_relu",
+    "hard_tanh",
+    "hard_sigmoid",
+    "prelu",
+    "elu",
+    "selu",
+    "celu",
+    "gelu",
+    "gelu_approx",
+    "silu",
+    "swish",
+    "hard_silu",
+    "hard_swish",
+    "mish",
+    "softplus",
+    "softsign",
+    "squareplus",
+    "log_sigmoid",
+    "glu",
+    "sparse_plus",
+    "sparse_sigmoid",
+    "derivative",
+    "get",
+    "names",
+]

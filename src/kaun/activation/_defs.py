@@ -1,0 +1,826 @@
+"""THE math of kaun.activation: one entry per function, value and derivative side by side.
+
+Each formula is written over a small vocabulary ``o`` (``exp``, ``expm1``, ``log1p``, ``tanh``,
+``sqrt``, ``abs``, ``where``, ``clip``, ``mask``, ``big``, ``prec``) that every backend spells for
+its own arrays, and runs in the working dtype: float16 and bfloat16 are computed in float32 and
+rounded once. The forms are chosen to be stable over the whole finite range: no overflowing
+intermediate whose result is finite, no cancelling tail, NaN in gives NaN out, +-inf gives the
+limit. Derivatives follow the conventions at breakpoints (the outer piece: the x < 0 side at 0
+for the relu family, the saturated side at a clamp's bound).
+
+The sections follow the spec: standard, exponential, smooth, gating, sparse.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal, getcontext
+from typing import Any, TypeVar
+
+from .. import _special as sp
+from ._dispatch import apply, apply_glu, apply_prelu
+from ._entry import Entry
+
+ArrayT = TypeVar("ArrayT")
+Array = Any
+
+ENTRIES: dict[str, Entry] = {}
+
+
+def _register(entry: Entry) -> Any:
+    def deco(fn: Any) -> Any:
+        entry.fn = fn
+        fn._kaun_entry = entry
+        ENTRIES[entry.name] = entry
+        return fn
+
+    return deco
+
+
+# -- shared pieces ------------------------------------------------------------------------------
+
+
+def _nabs(o: Any, x: Array) -> tuple[Array, Array]:
+    """(x >= 0, -|x|), with -|x| differentiating to the side that ``x >= 0`` picks (abs'(0) is 0
+    in torch, which would lose the second derivative at 0)."""
+    pos = x >= 0.0
+    return pos, o.where(pos, -x, x)
+
+
+def _sig(o: Any, x: Array) -> tuple[Array, Array]:
+    """(sigmoid(x), sigmoid(-x)) from t = exp(-|x|), with no cancelling tail on either side."""
+    pos, na = _nabs(o, x)
+    t = o.exp(na)
+    r = 1.0 / (1.0 + t)
+    tr = t * r
+    return o.where(pos, r, tr), o.where(pos, tr, r)
+
+
+def _lo(o: Any, x: Array) -> Array:
+    """x with -inf replaced by the most negative finite value, so x * f(x) -> -0 there."""
+    return o.clip(x, -o.big(x), None)
+
+
+def _fin(o: Any, x: Array) -> Array:
+    """x with +-inf replaced by the largest finite values (NaN stays NaN)."""
+    b = o.big(x)
+    return o.clip(x, -b, b)
+
+
+# ================================ Standard activations ========================================
+
+
+def _relu(o: Any, x: Array) -> Array:
+    return o.clip(x, 0, None)
+
+
+def _d_relu(o: Any, x: Array) -> Array:
+    return o.mask(x > 0.0, x)
+
+
+_RELU = Entry("relu", "standard", "max(x, 0)", _relu, _d_relu, ints=True)
+
+
+@_register(_RELU)
+def relu(x: ArrayT, /) -> ArrayT:
+    """Rectified linear unit: ``max(x, 0)``.
+
+    Takes every real numeric dtype (signed and unsigned integers too); NaN stays NaN.
+
+    Derivative: 1 for x > 0, else 0 (0 at the kink, as torch).
+
+    Example:
+        >>> A.relu(np.array([-2.0, 0.0, 3.0]))
+        array([0., 0., 3.])
+    """
+    return apply(_RELU, x, ())
+
+
+def _sigmoid(o: Any, x: Array) -> Array:
+    return _sig(o, x)[0]
+
+
+def _d_sigmoid(o: Any, x: Array) -> Array:
+    s, sn = _sig(o, x)
+    return s * sn
+
+
+_SIGMOID = Entry("sigmoid", "standard", "1 / (1 + exp(-x))", _sigmoid, _d_sigmoid, smooth=True)
+
+
+@_register(_SIGMOID)
+def sigmoid(x: ArrayT, /) -> ArrayT:
+    """Logistic sigmoid: ``1 / (1 + exp(-x))``.
+
+    Evaluated as ``exp(x) / (1 + exp(x))`` for x < 0, so the negative tail keeps full relative
+    precision down to the smallest subnormal.
+
+    Derivative: ``sigmoid(x) * sigmoid(-x)`` (never ``s * (1 - s)``, which is 0 once s rounds to 1).
+
+    Example:
+        >>> A.sigmoid(np.array([-1000.0, 0.0, 1000.0]))
+        array([0. , 0.5, 1. ])
+    """
+    return apply(_SIGMOID, x, ())
+
+
+def _tanh(o: Any, x: Array) -> Array:
+    return o.tanh(x)
+
+
+def _d_tanh(o: Any, x: Array) -> Array:
+    t = o.exp(-2.0 * o.abs(x))
+    r = 1.0 / (1.0 + t)
+    return (4.0 * t) * r * r
+
+
+_TANH = Entry("tanh", "standard", "tanh(x)", _tanh, _d_tanh, smooth=True)
+
+
+@_register(_TANH)
+def tanh(x: ArrayT, /) -> ArrayT:
+    """Hyperbolic tangent: ``tanh(x)``.
+
+    Derivative: ``4 e / (1 + e)^2`` with ``e = exp(-2|x|)``, exact in the tails where
+    ``1 - tanh(x)^2`` rounds to 0.
+
+    Example:
+        >>> A.tanh(np.array([0.0, 1.0]))
+        array([0.        , 0.76159416])
+    """
+    return apply(_TANH, x, ())
+
+
+def _relu6(o: Any, x: Array) -> Array:
+    return o.clip(x, 0.0, 6.0)
+
+
+def _d_relu6(o: Any, x: Array) -> Array:
+    return o.mask((x > 0.0) & (x < 6.0), x)
+
+
+_RELU6 = Entry("relu6", "standard", "min(max(x, 0), 6)", _relu6, _d_relu6)
+
+
+@_register(_RELU6)
+def relu6(x: ArrayT, /) -> ArrayT:
+    """ReLU capped at 6: ``min(max(x, 0), 6)``.
+
+    Derivative: 1 on (0, 6), else 0 (0 at both kinks, as torch).
+
+    Example:
+        >>> A.relu6(np.array([-1.0, 3.0, 9.0]))
+        array([0., 3., 6.])
+    """
+    return apply(_RELU6, x, ())
+
+
+def _leaky_relu(o: Any, x: Array, negative_slope: float) -> Array:
+    return o.where(x > 0.0, x, negative_slope * x)
+
+
+def _d_leaky_relu(o: Any, x: Array, negative_slope: float) -> Array:
+    m = o.mask(x > 0.0, x)
+    return m + negative_slope * (1.0 - m)
+
+
+_LEAKY_RELU = Entry(
+    "leaky_relu", "standard", "x if x >= 0 else negative_slope * x", _leaky_relu, _d_leaky_relu,
+    params=(("negative_slope", 0.01),),
+)
+
+
+@_register(_LEAKY_RELU)
+def leaky_relu(x: ArrayT, /, *, negative_slope: float = 0.01) -> ArrayT:
+    """Leaky ReLU: ``x`` for x >= 0, ``negative_slope * x`` otherwise.
+
+    Equals the spec's ``max(x, negative_slope * x)`` for 0 <= negative_slope <= 1.
+
+    Args:
+        negative_slope: slope for x < 0 (default 0.01), any finite real.
+
+    Derivative: 1 for x > 0, ``negative_slope`` for x <= 0 (the x < 0 side at 0, as torch).
+
+    Example:
+        >>> A.leaky_relu(np.array([-2.0, 3.0]), negative_slope=0.5)
+        array([-1.,  3.])
+    """
+    return apply(_LEAKY_RELU, x, (negative_slope,))
+
+
+def _hard_tanh(o: Any, x: Array) -> Array:
+    return o.clip(x, -1.0, 1.0)
+
+
+def _d_hard_tanh(o: Any, x: Array) -> Array:
+    return o.mask((x > -1.0) & (x < 1.0), x)
+
+
+_HARD_TANH = Entry("hard_tanh", "standard", "max(-1, min(1, x))", _hard_tanh, _d_hard_tanh)
+
+
+@_register(_HARD_TANH)
+def hard_tanh(x: ArrayT, /) -> ArrayT:
+    """Hard tanh: ``max(-1, min(1, x))``.
+
+    Derivative: 1 on (-1, 1), else 0 (0 at +-1, as torch).
+
+    Example:
+        >>> A.hard_tanh(np.array([-3.0, 0.5, 3.0]))
+        array([-1. ,  0.5,  1. ])
+    """
+    return apply(_HARD_TANH, x, ())
+
+
+def _hard_sigmoid(o: Any, x: Array, alpha: float, beta: float) -> Array:
+    return o.clip(x * alpha + beta, 0.0, 1.0)
+
+
+def _d_hard_sigmoid(o: Any, x: Array, alpha: float, beta: float) -> Array:
+    u = x * alpha + beta
+    return alpha * o.mask((u > 0.0) & (u < 1.0), x)
+
+
+_HARD_SIGMOID = Entry(
+    "hard_sigmoid", "standard", "min(1, max(0, alpha * x + beta))", _hard_sigmoid, _d_hard_sigmoid,
+    params=(("alpha", 1.0 / 6.0), ("beta", 0.5)),
+)
+
+
+@_register(_HARD_SIGMOID)
+def hard_sigmoid(x: ArrayT, /, *, alpha: float = 1.0 / 6.0, beta: float = 0.5) -> ArrayT:
+    """Hard sigmoid: ``min(1, max(0, alpha * x + beta))``.
+
+    Args:
+        alpha: slope (default 1/6).
+        beta: offset (default 0.5).
+
+    Derivative: ``alpha`` where 0 < alpha x + beta < 1, else 0 (0 at both bounds, as torch).
+
+    Example:
+        >>> A.hard_sigmoid(np.array([-3.0, 0.0, 3.0]))
+        array([0. , 0.5, 1. ])
+    """
+    return apply(_HARD_SIGMOID, x, (alpha, beta))
+
+
+def _prelu(o: Any, x: Array, alpha: Array) -> Array:
+    return o.where(x > 0.0, x, alpha * x)
+
+
+def _d_prelu(o: Any, x: Array, alpha: Array) -> tuple[Array, Array]:
+    """(d/dx, d/dalpha), before alpha's broadcast axes are summed."""
+    m = o.mask(x > 0.0, x)
+    return m + alpha * (1.0 - m), o.where(x < 0.0, x, 0.0)
+
+
+_PRELU = Entry(
+    "prelu", "standard", "max(0, x) + alpha * min(0, x)", _prelu, _d_prelu, kind="prelu"
+)
+
+
+@_register(_PRELU)
+def prelu(x: ArrayT, /, alpha: Any) -> ArrayT:
+    """Parametric ReLU: ``max(0, x) + alpha * min(0, x)``.
+
+    Args:
+        alpha: a Python number, or an array of the same library and dtype as ``x`` that
+            broadcasts to ``x.shape`` (a learnable parameter; the result has ``x.shape``).
+
+    Derivative: 1 for x > 0, ``alpha`` for x <= 0 (as torch); with respect to alpha,
+    ``min(0, x)``, summed over alpha's broadcast axes.
+
+    Example:
+        >>> A.prelu(np.array([-2.0, 3.0]), 0.25)
+        array([-0.5,  3. ])
+    """
+    return apply_prelu(_PRELU, x, alpha)
+
+
+# ================================ Exponential family ==========================================
+
+
+def _elu(o: Any, x: Array, alpha: float) -> Array:
+    return o.where(x > 0.0, x, alpha * o.expm1(o.clip(x, None, 0.0)))
+
+
+def _d_elu(o: Any, x: Array, alpha: float) -> Array:
+    return o.where(x > 0.0, 1.0, alpha * o.exp(o.clip(x, None, 0.0)))
+
+
+_ELU = Entry(
+    "elu", "exponential", "x if x >= 0 else alpha * (exp(x) - 1)", _elu, _d_elu,
+    params=(("alpha", 1.0),),
+)
+
+
+@_register(_ELU)
+def elu(x: ArrayT, /, *, alpha: float = 1.0) -> ArrayT:
+    """Exponential linear unit: ``x`` for x >= 0, ``alpha * (exp(x) - 1)`` otherwise.
+
+    Uses ``expm1``, exact near 0.
+
+    Args:
+        alpha: scale of the negative part (default 1.0).
+
+    Derivative: 1 for x > 0, ``alpha * exp(x)`` for x <= 0 (``alpha`` at 0, as torch).
+
+    Example:
+        >>> A.elu(np.array([-1.0, 2.0]))
+        array([-0.63212056,  2.        ])
+    """
+    return apply(_ELU, x, (alpha,))
+
+
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_LAMBDA = 1.0507009873554804934193349852946
+_SELU_LA = float(Decimal("1.6732632423543772848170429916717") * Decimal("1.0507009873554804934193349852946"))
+
+
+def _selu(o: Any, x: Array) -> Array:
+    return o.where(x > 0.0, SELU_LAMBDA * x, _SELU_LA * o.expm1(o.clip(x, None, 0.0)))
+
+
+def _d_selu(o: Any, x: Array) -> Array:
+    return o.where(x > 0.0, SELU_LAMBDA, _SELU_LA * o.exp(o.clip(x, None, 0.0)))
+
+
+_SELU = Entry("selu", "exponential", "lambda * elu(x, alpha)", _selu, _d_selu)
+
+
+@_register(_SELU)
+def selu(x: ArrayT, /) -> ArrayT:
+    """Scaled ELU: ``lambda * elu(x, alpha)`` with the self-normalizing constants
+    alpha = 1.6732632423543772848 and lambda = 1.0507009873554804934.
+
+    Derivative: ``lambda`` for x > 0, ``lambda * alpha * exp(x)`` for x <= 0.
+
+    Example:
+        >>> A.selu(np.array([1.0]))
+        array([1.05070099])
+    """
+    return apply(_SELU, x, ())
+
+
+def _check_celu(qualname: str, p: tuple[Any, ...]) -> None:
+    if p[0] == 0.0:
+        raise ValueError(f"{qualname}: alpha must be nonzero (celu divides by it), got 0.0")
+
+
+def _celu(o: Any, x: Array, alpha: float) -> Array:
+    return o.where(x > 0.0, x, alpha * o.expm1(o.clip(x, None, 0.0) / alpha))
+
+
+def _d_celu(o: Any, x: Array, alpha: float) -> Array:
+    return o.where(x > 0.0, 1.0, o.exp(o.clip(x, None, 0.0) / alpha))
+
+
+_CELU = Entry(
+    "celu", "exponential", "max(0, x) + min(0, alpha * (exp(x / alpha) - 1))", _celu, _d_celu,
+    params=(("alpha", 1.0),), check=_check_celu,
+)
+
+
+@_register(_CELU)
+def celu(x: ArrayT, /, *, alpha: float = 1.0) -> ArrayT:
+    """Continuously differentiable ELU: ``max(0, x) + min(0, alpha * (exp(x / alpha) - 1))``.
+
+    Args:
+        alpha: nonzero scale (default 1.0); ``alpha = 0`` raises ``ValueError``.
+
+    Derivative: 1 for x > 0, ``exp(x / alpha)`` for x <= 0 (1 at 0).
+
+    Example:
+        >>> A.celu(np.array([-1.0, 2.0]), alpha=2.0)
+        array([-0.78693868,  2.        ])
+    """
+    return apply(_CELU, x, (alpha,))
+
+
+# ================================ Smooth activations ==========================================
+
+getcontext().prec = 50
+_INV_SQRT2 = Decimal(2).sqrt() / 2
+_INV_SQRT_2PI = 0.3989422804014327
+_GELU_C = {
+    # (c rounded to the working dtype, the rest of c): x/sqrt(2) = x*c_hi + x*c_lo
+    p: (float(h), float(_INV_SQRT2 - Decimal(float(h))))
+    for p, h in ((32, float.fromhex("0x1.6a09e6p-1")), (64, float(_INV_SQRT2)))
+}
+
+
+def _gelu_parts(o: Any, x: Array) -> tuple[Array, Array, Array]:
+    """(x clipped to [-40, 40], erfc(-x/sqrt2), exp(-x^2/2)), compensating the rounding of x/sqrt2.
+
+    Without the compensation the rounding of x/sqrt2 is amplified by erfc's steepness: ~160 ulp
+    in float32 at x = -13. Past |x| = 40 both are exact as 0 or 2 in every dtype.
+    """
+    c_hi, c_lo = _GELU_C[o.prec(x)]
+    xc = o.clip(x, -40.0, 40.0)
+    p, e = sp.two_prod_const(o, xc, c_hi)
+    return xc, *sp.erfc_gauss(o, -p, -(e + xc * c_lo))
+
+
+def _gelu(o: Any, x: Array) -> Array:
+    _, e, _ = _gelu_parts(o, x)
+    return 0.5 * _lo(o, x) * e
+
+
+def _d_gelu(o: Any, x: Array) -> Array:
+    xc, e, g = _gelu_parts(o, x)
+    return 0.5 * e + xc * g * _INV_SQRT_2PI
+
+
+_GELU = Entry(
+    "gelu", "smooth", "0.5 * x * (1 + erf(x / sqrt(2)))", _gelu, _d_gelu, smooth=True
+)
+
+
+@_register(_GELU)
+def gelu(x: ArrayT, /) -> ArrayT:
+    """Gaussian error linear unit, exact: ``0.5 * x * (1 + erf(x / sqrt(2)))``.
+
+    Evaluated as ``0.5 * x * erfc(-x / sqrt(2))`` with the rounding of ``x / sqrt(2)`` carried as
+    an error term, so the negative tail keeps full precision (``gelu(-10)`` is -7.6e-23, not 0).
+
+    Derivative: ``Phi(x) + x * phi(x)``.
+
+    Example:
+        >>> A.gelu(np.array([-1.0, 0.0, 1.0]))
+        array([-0.15865525,  0.        ,  0.84134475])
+    """
+    return apply(_GELU, x, ())
+
+
+_SQRT_2_OVER_PI = 0.7978845608028654
+_GA_K = 0.044715
+
+
+def _gelu_approx_v(o: Any, x: Array) -> Array:
+    """2 * sqrt(2/pi) * (x + 0.044715 x^3) for x clipped to +-1e4 (past it the sigmoid is 0 or 1)."""
+    xc = o.clip(x, -1e4, 1e4)
+    return (2.0 * _SQRT_2_OVER_PI) * xc * (1.0 + _GA_K * xc * xc)
+
+
+def _gelu_approx(o: Any, x: Array) -> Array:
+    return _lo(o, x) * _sig(o, _gelu_approx_v(o, x))[0]
+
+
+def _d_gelu_approx(o: Any, x: Array) -> Array:
+    xc = o.clip(x, -1e4, 1e4)
+    s, sn = _sig(o, _gelu_approx_v(o, x))
+    dv = (2.0 * _SQRT_2_OVER_PI) * (1.0 + (3.0 * _GA_K) * xc * xc)
+    return s + xc * dv * s * sn
+
+
+_GELU_APPROX = Entry(
+    "gelu_approx", "smooth", "0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))",
+    _gelu_approx, _d_gelu_approx, smooth=True,
+)
+
+
+@_register(_GELU_APPROX)
+def gelu_approx(x: ArrayT, /) -> ArrayT:
+    """GELU, tanh approximation: ``0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))``.
+
+    Evaluated as ``x * sigmoid(2u)`` (the same function, without the cancelling ``1 + tanh``),
+    with the full-precision constant sqrt(2/pi) = 0.7978845608028654.
+
+    Derivative: ``s + x * s * (1 - s) * 2u'`` with ``s = sigmoid(2u)``, finite everywhere.
+
+    Example:
+        >>> A.gelu_approx(np.array([-1.0, 0.0, 1.0]))
+        array([-0.15880801,  0.        ,  0.84119199])
+    """
+    return apply(_GELU_APPROX, x, ())
+
+
+def _silu(o: Any, x: Array) -> Array:
+    xl = _lo(o, x)
+    return xl * _sig(o, xl)[0]
+
+
+def _d_silu(o: Any, x: Array) -> Array:
+    xc = _fin(o, x)
+    s, sn = _sig(o, xc)
+    return s + xc * s * sn
+
+
+_SILU = Entry("silu", "smooth", "x * sigmoid(x)", _silu, _d_silu, smooth=True)
+
+
+@_register(_SILU)
+def silu(x: ArrayT, /) -> ArrayT:
+    """Sigmoid linear unit (swish): ``x * sigmoid(x)``.
+
+    Derivative: ``sigmoid(x) * (1 + x * sigmoid(-x))``.
+
+    Example:
+        >>> A.silu(np.array([-1.0, 0.0, 1.0]))
+        array([-0.26894142,  0.        ,  0.73105858])
+    """
+    return apply(_SILU, x, ())
+
+
+swish = silu
+
+
+def _hard_silu(o: Any, x: Array) -> Array:
+    xl = _lo(o, x)
+    return xl * o.clip(xl * (1.0 / 6.0) + 0.5, 0.0, 1.0)
+
+
+def _d_hard_silu(o: Any, x: Array) -> Array:
+    xc = _fin(o, x)
+    u = xc * (1.0 / 6.0) + 0.5
+    return o.clip(u, 0.0, 1.0) + xc * (1.0 / 6.0) * o.mask((u > 0.0) & (u < 1.0), xc)
+
+
+_HARD_SILU = Entry("hard_silu", "smooth", "x * hard_sigmoid(x)", _hard_silu, _d_hard_silu)
+
+
+@_register(_HARD_SILU)
+def hard_silu(x: ArrayT, /) -> ArrayT:
+    """Hard SiLU (hard swish): ``x * hard_sigmoid(x)`` = ``x * min(1, max(0, x/6 + 1/2))``.
+
+    Derivative: ``hard_sigmoid(x) + x/6`` on (-3, 3), 0 below, 1 above: 0 at -3 and 1 at 3
+    (the saturated side; torch's hardswish gives the inner piece there, -0.5 and 1.5).
+
+    Example:
+        >>> A.hard_silu(np.array([-4.0, 0.0, 1.5, 4.0]))
+        array([-0.   ,  0.   ,  1.125,  4.   ])
+    """
+    return apply(_HARD_SILU, x, ())
+
+
+hard_swish = hard_silu
+
+
+def _mish_parts(o: Any, x: Array) -> tuple[Array, Array]:
+    """tanh(softplus(x)) = a / (a + b) with no cancelling part, from t = exp(-|x|)."""
+    pos, na = _nabs(o, x)
+    t = o.exp(na)
+    a = o.where(pos, 1.0 + 2.0 * t, t * (t + 2.0))
+    b = o.where(pos, 2.0 * t * t, 2.0)
+    return a, b
+
+
+def _mish(o: Any, x: Array) -> Array:
+    a, b = _mish_parts(o, x)
+    return _lo(o, x) * (a / (a + b))
+
+
+def _d_mish(o: Any, x: Array) -> Array:
+    xc = _fin(o, x)
+    a, b = _mish_parts(o, xc)
+    d = 1.0 / (a + b)
+    # g + x * (1 - g^2) * sigmoid(x), with 1 - g^2 = b (2a + b) / (a + b)^2
+    return a * d + xc * _sig(o, xc)[0] * (b * (2.0 * a + b)) * d * d
+
+
+_MISH = Entry("mish", "smooth", "x * tanh(softplus(x))", _mish, _d_mish, smooth=True)
+
+
+@_register(_MISH)
+def mish(x: ArrayT, /) -> ArrayT:
+    """Mish: ``x * tanh(softplus(x))``.
+
+    Evaluated as ``x * a / (a + b)`` with ``a, b`` rational in ``exp(-|x|)``, which keeps both
+    tails exact (the negative tail is ``x * exp(x)``, not 0).
+
+    Derivative: ``g + x * sigmoid(x) * (1 - g^2)``, ``g = tanh(softplus(x))``.
+
+    Example:
+        >>> A.mish(np.array([-1.0, 0.0, 1.0]))
+        array([-0.30340146,  0.        ,  0.86509839])
+    """
+    return apply(_MISH, x, ())
+
+
+def _softplus(o: Any, x: Array) -> Array:
+    return o.clip(x, 0.0, None) + o.log1p(o.exp(-o.abs(x)))
+
+
+def _d_softplus(o: Any, x: Array) -> Array:
+    return _sig(o, x)[0]
+
+
+_SOFTPLUS = Entry("softplus", "smooth", "log(1 + exp(x))", _softplus, _d_softplus, smooth=True)
+
+
+@_register(_SOFTPLUS)
+def softplus(x: ArrayT, /) -> ArrayT:
+    """Softplus: ``log(1 + exp(x))``, as ``max(x, 0) + log1p(exp(-|x|))`` (no threshold).
+
+    Derivative: ``sigmoid(x)``.
+
+    Example:
+        >>> A.softplus(np.array([0.0, 1000.0]))
+        array([6.93147181e-01, 1.00000000e+03])
+    """
+    return apply(_SOFTPLUS, x, ())
+
+
+def _softsign(o: Any, x: Array) -> Array:
+    xc = _fin(o, x)
+    return xc / (1.0 + o.abs(xc))
+
+
+def _d_softsign(o: Any, x: Array) -> Array:
+    r = 1.0 / (1.0 + o.abs(x))
+    return r * r
+
+
+_SOFTSIGN = Entry("softsign", "smooth", "x / (|x| + 1)", _softsign, _d_softsign, smooth=True)
+
+
+@_register(_SOFTSIGN)
+def softsign(x: ArrayT, /) -> ArrayT:
+    """Softsign: ``x / (|x| + 1)``.
+
+    Derivative: ``1 / (1 + |x|)^2``, evaluated as ``r * r`` with ``r = 1 / (1 + |x|)`` so that it
+    neither overflows nor underflows early.
+
+    Example:
+        >>> A.softsign(np.array([-1.0, 3.0]))
+        array([-0.5 ,  0.75])
+    """
+    return apply(_SOFTSIGN, x, ())
+
+
+def _check_squareplus(qualname: str, p: tuple[Any, ...]) -> None:
+    if p[0] < 0.0:
+        raise ValueError(f"{qualname}: b must be >= 0, got {p[0]}")
+
+
+def _sqp_root(o: Any, x: Array, b: float) -> Array:
+    """sqrt(x^2 + b), as |x| sqrt(1 + b/x^2) where x^2 > b, so x^2 never overflows."""
+    ax = o.abs(x)
+    m = o.clip(ax, math.sqrt(b) if b > 0.0 else 1.0, None)  # keeps the unused branch finite
+    return o.where(ax * ax > b, ax * o.sqrt(1.0 + (b / m) / m), o.sqrt(x * x + b))
+
+
+def _squareplus(o: Any, x: Array, b: float) -> Array:
+    r = _sqp_root(o, x, b)
+    return o.where(x >= 0.0, 0.5 * x + 0.5 * r, (0.5 * b) / (r - o.clip(x, None, 0.0)))
+
+
+def _d_squareplus(o: Any, x: Array, b: float) -> Array:
+    if b == 0.0:
+        return _d_relu(o, x)
+    xc = _fin(o, x)
+    r = _sqp_root(o, xc, b)
+    return o.where(xc >= 0.0, 0.5 + 0.5 * (xc / r), ((0.5 * b) / r) / (r - o.clip(xc, None, 0.0)))
+
+
+_SQUAREPLUS = Entry(
+    "squareplus", "smooth", "0.5 * (x + sqrt(x^2 + b))", _squareplus, _d_squareplus,
+    params=(("b", 4.0),), check=_check_squareplus, smooth=True,
+)
+
+
+@_register(_SQUAREPLUS)
+def squareplus(x: ArrayT, /, *, b: float = 4.0) -> ArrayT:
+    """Squareplus: ``0.5 * (x + sqrt(x^2 + b))``.
+
+    For x < 0 evaluated as ``0.5 * b / (sqrt(x^2 + b) - x)`` (no cancellation), and the root
+    is scaled so that ``x^2`` never overflows: ``squareplus(-1e4)`` is 1e-4, not 0.
+
+    Args:
+        b: curvature near 0, >= 0 (default 4.0); b = 0 is relu, with relu's derivative.
+
+    Derivative: ``0.5 * (1 + x / sqrt(x^2 + b))``.
+
+    Example:
+        >>> A.squareplus(np.array([-1.0, 0.0, 1.0]))
+        array([0.61803399, 1.        , 1.61803399])
+    """
+    return apply(_SQUAREPLUS, x, (b,))
+
+
+def _log_sigmoid(o: Any, x: Array) -> Array:
+    return o.clip(x, None, 0.0) - o.log1p(o.exp(-o.abs(x)))
+
+
+def _d_log_sigmoid(o: Any, x: Array) -> Array:
+    return _sig(o, x)[1]
+
+
+_LOG_SIGMOID = Entry(
+    "log_sigmoid", "smooth", "log(sigmoid(x)) = -softplus(-x)", _log_sigmoid, _d_log_sigmoid,
+    smooth=True,
+)
+
+
+@_register(_LOG_SIGMOID)
+def log_sigmoid(x: ArrayT, /) -> ArrayT:
+    """Log-sigmoid: ``log(sigmoid(x))``, as ``min(x, 0) - log1p(exp(-|x|))``.
+
+    Derivative: ``sigmoid(-x)``.
+
+    Example:
+        >>> A.log_sigmoid(np.array([-1000.0, 0.0]))
+        array([-1.00000000e+03, -6.93147181e-01])
+    """
+    return apply(_LOG_SIGMOID, x, ())
+
+
+# ================================ Gating ======================================================
+
+
+def _glu(o: Any, a: Array, b: Array) -> Array:
+    return a * _sig(o, b)[0]
+
+
+def _d_glu(o: Any, a: Array, b: Array) -> tuple[Array, Array]:
+    """(d/da, d/db) of a * sigmoid(b)."""
+    s, sn = _sig(o, b)
+    return s, a * s * sn
+
+
+_GLU = Entry(
+    "glu", "gating", "first * sigmoid(second), halves along axis", _glu, _d_glu,
+    params=(("axis", -1),), kind="glu",
+)
+
+
+@_register(_GLU)
+def glu(x: ArrayT, /, *, axis: int = -1) -> ArrayT:
+    """Gated linear unit: split ``x`` in two equal halves along ``axis``, ``first * sigmoid(second)``.
+
+    Args:
+        axis: the axis to split (default -1). A size that does not split in two, or an axis out
+            of range (0-d input included), raises ``ValueError``.
+
+    Derivative: ``sigmoid(second)`` for the first half, ``first * sigmoid'(second)`` for the second.
+
+    Example:
+        >>> A.glu(np.array([1.0, 2.0, -1.0, 0.0]))
+        array([0.26894142, 1.        ])
+    """
+    return apply_glu(_GLU, x, axis)
+
+
+# ================================ Sparse activations ==========================================
+
+
+def _sparse_plus(o: Any, x: Array) -> Array:
+    c = o.clip(x, -1.0, 1.0) + 1.0
+    return o.where(x >= 1.0, x, 0.25 * c * c)
+
+
+def _d_sparse_plus(o: Any, x: Array) -> Array:
+    return 0.5 * o.clip(x, -1.0, 1.0) + 0.5
+
+
+_SPARSE_PLUS = Entry(
+    "sparse_plus", "sparse", "x if x >= 1; 0 if x <= -1; 0.25 * (x + 1)^2 otherwise",
+    _sparse_plus, _d_sparse_plus,
+)
+
+
+@_register(_SPARSE_PLUS)
+def sparse_plus(x: ArrayT, /) -> ArrayT:
+    """Sparse plus: ``x`` for x >= 1, 0 for x <= -1, ``0.25 * (x + 1)^2`` in between.
+
+    Derivative: ``sparse_sigmoid(x)``: 0, ``(x + 1) / 2``, 1 (continuous).
+
+    Example:
+        >>> A.sparse_plus(np.array([-2.0, 0.0, 2.0]))
+        array([0.  , 0.25, 2.  ])
+    """
+    return apply(_SPARSE_PLUS, x, ())
+
+
+def _sparse_sigmoid(o: Any, x: Array) -> Array:
+    return _d_sparse_plus(o, x)
+
+
+def _d_sparse_sigmoid(o: Any, x: Array) -> Array:
+    return 0.5 * o.mask((x > -1.0) & (x < 1.0), x)
+
+
+_SPARSE_SIGMOID = Entry(
+    "sparse_sigmoid", "sparse", "1 if x >= 1; 0 if x <= -1; 0.5 * (x + 1) otherwise",
+    _sparse_sigmoid, _d_sparse_sigmoid,
+)
+
+
+@_register(_SPARSE_SIGMOID)
+def sparse_sigmoid(x: ArrayT, /) -> ArrayT:
+    """Sparse sigmoid: 1 for x >= 1, 0 for x <= -1, ``0.5 * (x + 1)`` in between.
+
+    Derivative: 0.5 on (-1, 1), else 0 (0 at +-1).
+
+    Example:
+        >>> A.sparse_sigmoid(np.array([-2.0, -0.5, 0.5, 2.0]))
+        array([0.  , 0.25, 0.75, 1.  ])
+    """
+    return apply(_SPARSE_SIGMOID, x, ())
+
+
+# prelu with a Python-number alpha: the same math as leaky_relu, under prelu's name.
+PRELU_SCALAR = Entry(
+    "prelu", "standard", _PRELU.formula, _leaky_relu, _d_leaky_relu, params=(("alpha", 0.0),),
+    fn=prelu,
+)

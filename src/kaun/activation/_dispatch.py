@@ -1,0 +1,112 @@
+"""Which backend serves an input: found once per type, without importing any framework.
+
+A framework is only looked at when it is already in ``sys.modules`` (an array of it cannot exist
+otherwise), so ``import kaun.activation`` imports neither torch nor jax.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any
+
+import numpy as np
+
+from ._entry import Entry
+from ._params import axis as check_axis
+from ._params import check_dtype, dtype_name, hyper, real
+
+_CACHE: dict[type, Any] = {}
+_LOCK = threading.Lock()
+_PY_SCALARS = (int, float, bool, complex, list, tuple)
+
+
+def _find(t: type, x: Any) -> Any:
+    from .. import _backends as B
+
+    root = t.__module__.partition(".")[0]
+    if root == "numpy":
+        return B.numpy_backend()
+    if "torch" in sys.modules and isinstance(x, sys.modules["torch"].Tensor):
+        return B.torch_backend()
+    if "jax" in sys.modules and isinstance(x, sys.modules["jax"].Array):
+        return B.jax_backend()
+    if "dask.array" in sys.modules and isinstance(x, sys.modules["dask.array"].Array):
+        return B.dask_backend()
+    if issubclass(t, _PY_SCALARS):
+        return B.python_backend()
+    if hasattr(x, "__array_namespace__"):
+        return B.generic_backend()
+    return None
+
+
+def backend_of(qualname: str, x: Any, arg: str = "x") -> Any:
+    t = type(x)
+    be = _CACHE.get(t)
+    if be is None:
+        be = _find(t, x)
+        if be is None:
+            raise TypeError(
+                f"{qualname}: {arg} must be an array (NumPy, PyTorch, JAX, Dask, CuPy or any "
+                f"Array API array) or a real number, got {t.__name__}"
+            )
+        with _LOCK:
+            _CACHE[t] = be
+    return be
+
+
+def prepare(entry: Entry, x: Any) -> tuple[Any, Any]:
+    """(backend, x as an array of that backend), dtype checked."""
+    be = backend_of(entry.qualname, x)
+    if be.converts:
+        x = be.convert(entry, x)
+    check_dtype(entry.qualname, dtype_name(x.dtype), entry.ints)
+    return be, x
+
+
+def apply(entry: Entry, x: Any, params: tuple[Any, ...]) -> Any:
+    be, x = prepare(entry, x)
+    p = hyper(entry, params) if params else ()
+    return be.elementwise(entry, x, p)
+
+
+def apply_prelu(entry: Entry, x: Any, alpha: Any) -> Any:
+    from ._defs import PRELU_SCALAR
+
+    be, x = prepare(entry, x)
+    if not hasattr(alpha, "shape") or isinstance(alpha, np.generic):
+        return be.elementwise(PRELU_SCALAR, x, (real(entry.qualname, "alpha", alpha),))
+    abe = backend_of(entry.qualname, alpha, "alpha")
+    if abe is not be:
+        raise TypeError(
+            f"{entry.qualname}: alpha must be a Python number or an array of the same library as "
+            f"x ({be.name}), got {type(alpha).__module__}.{type(alpha).__name__}"
+        )
+    if alpha.dtype != x.dtype:
+        raise TypeError(
+            f"{entry.qualname}: alpha must have x's dtype {dtype_name(x.dtype)}, got "
+            f"{dtype_name(alpha.dtype)}; cast it first"
+        )
+    xs, as_ = tuple(x.shape), tuple(alpha.shape)
+    if len(as_) > len(xs) or any(a not in (1, d) for a, d in zip(as_[::-1], xs[::-1], strict=False)):
+        raise ValueError(
+            f"{entry.qualname}: alpha of shape {as_} does not broadcast to x's shape {xs}"
+        )
+    return be.prelu(entry, x, alpha)
+
+
+def apply_glu(entry: Entry, x: Any, axis: Any) -> Any:
+    be, x = prepare(entry, x)
+    ax = check_axis(entry.qualname, axis, len(x.shape))
+    n = x.shape[ax]
+    if n is None or n % 2:
+        raise ValueError(
+            f"{entry.qualname}: the size {n} of axis {axis} does not split into two equal halves"
+        )
+    return be.glu(entry, x, ax)
+
+
+def halves(x: Any, ax: int) -> tuple[Any, Any]:
+    n = x.shape[ax] // 2
+    pre = (slice(None),) * ax
+    return x[pre + (slice(0, n),)], x[pre + (slice(n, None),)]
