@@ -42,7 +42,7 @@ class Backend:
 
     def call(self, fn: Callable[..., Any], x: Any, *args: Any, **kw: Any) -> Any:
         if self.jit:
-            return jax.jit(lambda x, *a: fn(x, *a, **kw))(x, *args)
+            return jax.jit(lambda x: fn(x, *args, **kw))(x)
         return fn(x, *args, **kw)
 
     def dtype_of(self, x: Any) -> str:
@@ -107,3 +107,10 @@ BACKENDS = [
 @pytest.fixture(params=BACKENDS, ids=str)
 def xp(request: pytest.FixtureRequest) -> Backend:
     return request.param
+
+
+# The mpmath reference lives with the accuracy benchmark (one copy, shared with the tests).
+import sys as _sys  # noqa: E402
+from pathlib import Path as _Path  # noqa: E402
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parents[1] / "benchmarks"))

@@ -6,46 +6,62 @@ array of that framework arrives (see ``kaun.activation._dispatch``).
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable
 from typing import Any
 
+_MADE: dict[str, Any] = {}
 
-@functools.cache
+
+def _once(make: Callable[[], Any]) -> Callable[[], Any]:
+    """Build a backend on first use (a plain dict, not functools.cache: torch.compile traces
+    through dispatch and warns about lru_cache-wrapped calls)."""
+
+    def get() -> Any:
+        be = _MADE.get(make.__name__)
+        if be is None:
+            be = _MADE.setdefault(make.__name__, make())
+        return be
+
+    get.__name__ = make.__name__
+    return get
+
+
+@_once
 def numpy_backend() -> Any:
     from ._numpy import NumpyBackend
 
     return NumpyBackend()
 
 
-@functools.cache
+@_once
 def python_backend() -> Any:
     from ._numpy import PythonBackend
 
     return PythonBackend()
 
 
-@functools.cache
+@_once
 def torch_backend() -> Any:
     from ._torch import TorchBackend
 
     return TorchBackend()
 
 
-@functools.cache
+@_once
 def jax_backend() -> Any:
     from ._jax import JaxBackend
 
     return JaxBackend()
 
 
-@functools.cache
+@_once
 def dask_backend() -> Any:
     from ._dask import DaskBackend
 
     return DaskBackend()
 
 
-@functools.cache
+@_once
 def generic_backend() -> Any:
     from ._generic import GenericBackend
 

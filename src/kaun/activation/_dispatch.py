@@ -7,7 +7,6 @@ otherwise), so ``import kaun.activation`` imports neither torch nor jax.
 from __future__ import annotations
 
 import sys
-import threading
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,6 @@ from ._params import axis as check_axis
 from ._params import check_dtype, dtype_name, hyper, real
 
 _CACHE: dict[type, Any] = {}
-_LOCK = threading.Lock()
 _PY_SCALARS = (int, float, bool, complex, list, tuple)
 
 
@@ -50,8 +48,7 @@ def backend_of(qualname: str, x: Any, arg: str = "x") -> Any:
                 f"{qualname}: {arg} must be an array (NumPy, PyTorch, JAX, Dask, CuPy or any "
                 f"Array API array) or a real number, got {t.__name__}"
             )
-        with _LOCK:
-            _CACHE[t] = be
+        _CACHE[t] = be  # one atomic store: racing threads at worst both compute the same answer
     return be
 
 
@@ -109,4 +106,5 @@ def apply_glu(entry: Entry, x: Any, axis: Any) -> Any:
 def halves(x: Any, ax: int) -> tuple[Any, Any]:
     n = x.shape[ax] // 2
     pre = (slice(None),) * ax
-    return x[pre + (slice(0, n),)], x[pre + (slice(n, None),)]
+    # The trailing Ellipsis: the Array API (array-api-strict) requires every axis indexed.
+    return x[pre + (slice(0, n), ...)], x[pre + (slice(n, None), ...)]

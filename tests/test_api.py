@@ -1,0 +1,118 @@
+"""The public face: names, signatures, aliases, laziness, and the results the issues name."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import kaun.activation as A
+
+SPEC = [
+    "relu", "sigmoid", "tanh", "relu6", "leaky_relu", "hard_tanh", "hard_sigmoid", "prelu",
+    "elu", "selu", "celu", "gelu", "gelu_approx", "silu", "swish", "hard_silu", "hard_swish",
+    "mish", "softplus", "softsign", "squareplus", "log_sigmoid", "glu", "sparse_plus",
+    "sparse_sigmoid",
+]
+DEFAULTS = {
+    "leaky_relu": {"negative_slope": 0.01},
+    "hard_sigmoid": {"alpha": 1 / 6, "beta": 0.5},
+    "elu": {"alpha": 1.0},
+    "celu": {"alpha": 1.0},
+    "squareplus": {"b": 4.0},
+    "glu": {"axis": -1},
+}
+
+
+def test_exactly_the_spec_functions() -> None:
+    assert set(SPEC) <= set(A.__all__)
+    assert set(A.__all__) - set(SPEC) == {"derivative", "get", "names"}
+    assert A.names() == SPEC
+
+
+def test_aliases_are_the_same_objects() -> None:
+    assert A.swish is A.silu
+    assert A.hard_swish is A.hard_silu
+
+
+@pytest.mark.parametrize("name", SPEC)
+def test_signature(name: str) -> None:
+    sig = inspect.signature(getattr(A, name))
+    params = list(sig.parameters.values())
+    assert params[0].name == "x" and params[0].kind is inspect.Parameter.POSITIONAL_ONLY
+    rest = {p.name: p for p in params[1:]}
+    if name == "prelu":
+        assert list(rest) == ["alpha"] and rest["alpha"].default is inspect.Parameter.empty
+        return
+    assert {k: p.default for k, p in rest.items()} == DEFAULTS.get(name, {})
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in rest.values())
+    doc = getattr(A, name).__doc__
+    assert doc and "Derivative" in doc and ">>>" in doc
+
+
+def test_import_leaves_torch_and_jax_out() -> None:
+    code = (
+        "import sys, numpy as np, kaun.activation as A; A.gelu(np.ones(3)); A.glu(np.ones(4));"
+        "A.gelu(1.0); A.derivative(A.mish)(np.ones(2));"
+        "bad = [m for m in ('torch', 'jax', 'jaxlib', 'dask', 'scipy') if m in sys.modules];"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_doctests() -> None:
+    import doctest
+
+    from kaun.activation import _defs, _derivative, _registry
+
+    for mod in (_defs, _derivative, _registry):
+        r = doctest.testmod(mod, extraglobs={"A": A, "np": np}, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert r.attempted > 0 and r.failed == 0, mod.__name__
+
+
+def _sig(v: float) -> float:
+    return 1 / (1 + math.exp(-v))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_issue_examples(xp, dtype: str) -> None:  # type: ignore[no-untyped-def]
+    if dtype not in xp.dtypes:
+        pytest.skip(f"{xp} has no {dtype}")
+    tol = {"float16": 2e-3, "bfloat16": 1e-2, "float32": 1e-6, "float64": 1e-15}[dtype]
+
+    def check(fn, vals, want, **kw):  # type: ignore[no-untyped-def]
+        y = xp.call(fn, xp.asarray(vals, dtype), **kw)
+        assert xp.kind(y) and xp.dtype_of(y) == dtype
+        np.testing.assert_allclose(xp.read(y), want, rtol=tol, atol=tol)
+
+    check(A.hard_sigmoid, [-3, -1, 0, 1, 3], [0, 1 / 3, 0.5, 2 / 3, 1])
+    check(A.sparse_sigmoid, [-2, -0.5, 0.5, 2], [0, 0.25, 0.75, 1])
+    check(A.glu, [1, 2, -1, 0], [_sig(-1), 1])
+
+
+def test_issue_examples_float32_tails(xp) -> None:  # type: ignore[no-untyped-def]
+    f32 = "float32"
+
+    def one(fn, v):  # type: ignore[no-untyped-def]
+        return float(xp.read(xp.call(fn, xp.asarray([v], f32)))[0])
+
+    assert one(A.softplus, 1000.0) == 1000.0
+    assert one(A.log_sigmoid, -1000.0) == -1000.0
+    assert one(A.gelu, -10.0) == pytest.approx(-7.619853e-23, rel=1e-5)
+    if xp.name.startswith("jax"):
+        # XLA on the CPU flushes subnormals; -1e4 squared under the root is normal, so this holds.
+        pass
+    assert one(A.squareplus, -1e4) == pytest.approx(1e-4, rel=1e-6)
+
+
+def test_python_numbers_and_lists() -> None:
+    y = A.sigmoid(0.0)
+    assert isinstance(y, np.ndarray) and y.dtype == np.float64 and float(y) == 0.5
+    y = A.softplus([1, 2, 3])
+    assert y.dtype == np.float64
+    r = A.relu([-1, 2])
+    assert r.dtype.kind == "i" and r.tolist() == [0, 2]
