@@ -37,8 +37,8 @@ def test_torch_gradcheck_and_gradgradcheck(name: str) -> None:
     if name == "glu":
         xs = x[:12].reshape(3, 4).detach().requires_grad_()
         for inp, ax in ((xs, 1), (xs.T.detach().requires_grad_(), 0)):
-            assert torch.autograd.gradcheck(lambda x: A.glu(x, axis=ax), (inp,))
-            assert torch.autograd.gradgradcheck(lambda x: A.glu(x, axis=ax), (inp,))
+            assert torch.autograd.gradcheck(lambda x, ax=ax: A.glu(x, axis=ax), (inp,))
+            assert torch.autograd.gradgradcheck(lambda x, ax=ax: A.glu(x, axis=ax), (inp,))
         return
     fn = f(name)
     assert torch.autograd.gradcheck(fn, (x,))

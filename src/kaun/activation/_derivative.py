@@ -13,7 +13,7 @@ from ._params import hyper
 
 
 def _entry_of(fn: Any) -> Entry:
-    entry = getattr(fn, "_kaun_entry", None)
+    entry: Entry | None = getattr(fn, "_kaun_entry", None)
     if entry is None or ENTRIES.get(entry.name) is not entry:
         raise TypeError(
             f"kaun.activation.derivative: fn must be one of kaun.activation's functions, got {fn!r}"

@@ -34,7 +34,10 @@ def real(qualname: str, arg: str, v: Any) -> float:
         raise TypeError(
             f"{qualname}: {arg} must be a real number (a Python float), got {type(v).__name__}"
         )
-    f = float(v)
+    try:
+        f = float(v)
+    except OverflowError:  # an int beyond the float range, 10**400
+        f = math.inf
     if not math.isfinite(f):
         raise ValueError(f"{qualname}: {arg} must be finite, got {f}")
     return f

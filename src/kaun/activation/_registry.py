@@ -5,28 +5,42 @@ from __future__ import annotations
 import difflib
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from ._defs import ENTRIES, hard_swish, swish
+from ._entry import Entry
 
 # Names other libraries use for the same functions.
 ALIASES = {
+    # the spec's own aliases
     "swish": "silu",
     "hard_swish": "hard_silu",
+    # torch.nn class names, lower-cased (ReLU, Hardswish, LeakyReLU, LogSigmoid, ...)
     "hardswish": "hard_silu",
-    "hardsilu": "hard_silu",
     "hardsigmoid": "hard_sigmoid",
     "hardtanh": "hard_tanh",
     "logsigmoid": "log_sigmoid",
     "leakyrelu": "leaky_relu",
-    "softsign": "softsign",
+    # other spellings
+    "hardsilu": "hard_silu",
+    "h_swish": "hard_silu",
+    "hswish": "hard_silu",
+    "h_sigmoid": "hard_sigmoid",
     "soft_sign": "softsign",
     "soft_plus": "softplus",
-    "gelu_tanh": "gelu_approx",
-    "approximate_gelu": "gelu_approx",
+    "log_sig": "log_sigmoid",
+    "logistic": "sigmoid",
+    "relu_6": "relu6",
     "sparseplus": "sparse_plus",
     "sparsesigmoid": "sparse_sigmoid",
-    "relu_6": "relu6",
+    "squared_plus": "squareplus",
+    # the tanh form of GELU (Hugging Face: gelu_new, gelu_fast, gelu_pytorch_tanh)
+    "gelu_tanh": "gelu_approx",
+    "approximate_gelu": "gelu_approx",
+    "geluapprox": "gelu_approx",
+    "gelu_new": "gelu_approx",
+    "gelu_fast": "gelu_approx",
+    "gelu_pytorch_tanh": "gelu_approx",
 }
 _PUBLIC = {"swish": swish, "hard_swish": hard_swish}
 
@@ -52,19 +66,19 @@ def get(name: str, /, **params: Any) -> Callable[..., Any]:
     if not isinstance(name, str):
         raise TypeError(f"kaun.activation.get: name must be a str, got {type(name).__name__}")
     key = name.strip().lower().replace("-", "_")
+    fn: Callable[..., Any]
     if key in _PUBLIC:
         fn = _PUBLIC[key]
     else:
-        entry = ENTRIES.get(ALIASES.get(key, key))
-        if entry is None:
+        found = ENTRIES.get(ALIASES.get(key, key))
+        if found is None:
             close = difflib.get_close_matches(key, list(ENTRIES) + list(ALIASES), n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
             raise ValueError(f"kaun.activation.get: unknown activation {name!r}{hint}")
-        assert entry.fn is not None
-        fn = entry.fn
+        fn = cast("Callable[..., Any]", found.fn)  # set by @_register for every entry
     if not params:
         return fn
-    entry = fn._kaun_entry  # type: ignore[attr-defined]
+    entry: Entry = getattr(fn, "_kaun_entry")  # noqa: B009
     allowed = {n for n, _ in entry.params} | ({"alpha"} if entry.kind == "prelu" else set())
     bad = set(params) - allowed
     if bad:
