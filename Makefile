@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch is pinned to the CPU build that the machine carries; a plain `torch` pulls CUDA.
-	$(PY) -m pip install -q "torch==2.13.0" jax
+	$(PY) -m pip install -q "torch==2.13.0" jax optax
 	$(PY) -m pip install -q -e ".[test,plot]" mypy ruff
 	touch $(STAMP)
 
@@ -24,6 +24,9 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/mypy
+
+docs: $(STAMP)
+	$(PY) docs/build.py
 
 accuracy: $(STAMP)
 	$(PY) benchmarks/accuracy.py

@@ -62,7 +62,7 @@ def _glu_vjp(entry: Entry) -> Callable[..., Any]:
         be, x = prepare(entry, x)
         ax = check_axis(entry.qualname, axis, len(x.shape))
         if x.shape[ax] % 2:
-            raise ValueError(f"{entry.qualname}: the size {x.shape[ax]} of axis {axis} does not split in two")
+            raise ValueError(f"{entry.qualname}: the size {x.shape[ax]} of axis {axis} does not split into two equal halves")
         a, b = halves(x, ax)
         da, db = be.work(lambda o, a, b: entry.deriv(o, a, b), a, b)
         xp = _namespace(x)

@@ -1,0 +1,427 @@
+"""``torch.nn.Module`` wrappers of kaun.activation: one module per function.
+
+Each module holds the function's hyper-parameters (checked when the module is built) and calls
+``kaun.activation`` in ``forward``, so the numerics and the derivatives are kaun's::
+
+    import torch
+    import kaun.nn as KN
+
+    net = torch.nn.Sequential(torch.nn.Linear(2, 16), KN.GELU(), torch.nn.Linear(16, 1))
+    act = KN.LeakyReLU(negative_slope=0.2)
+    prelu = KN.PReLU(num_parameters=16)   # a learnable alpha per channel (axis 1)
+
+``Swish is SiLU`` and ``HardSwish is HardSiLU``, as in kaun.activation. This module imports torch;
+``import kaun.activation`` does not.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+
+import kaun.activation as A
+from kaun.activation._defs import ENTRIES
+from kaun.activation._params import hyper, real
+
+__all__ = [
+    "ReLU",
+    "Sigmoid",
+    "Tanh",
+    "ReLU6",
+    "LeakyReLU",
+    "HardTanh",
+    "HardSigmoid",
+    "PReLU",
+    "ELU",
+    "SELU",
+    "CELU",
+    "GELU",
+    "GELUApprox",
+    "SiLU",
+    "Swish",
+    "HardSiLU",
+    "HardSwish",
+    "Mish",
+    "Softplus",
+    "Softsign",
+    "Squareplus",
+    "LogSigmoid",
+    "GLU",
+    "SparsePlus",
+    "SparseSigmoid",
+    "MODULES",
+]
+
+
+class _Activation(torch.nn.Module):
+    """An activation without learnable state: ``forward(x) = fn(x, **hyper-parameters)``."""
+
+    name: ClassVar[str]
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__()
+        entry = ENTRIES[self.name]
+        # Checked now (TypeError/ValueError naming the function), not at the first forward.
+        checked = hyper(entry, tuple(params[n] for n, _ in entry.params))
+        self._names = tuple(params)
+        for k, v in zip(params, checked, strict=True):
+            setattr(self, k, v)
+        fn = entry.fn
+        if fn is None:  # pragma: no cover - every entry is registered with its function
+            raise RuntimeError(f"kaun.nn: {self.name} has no function")
+        self._fn: Callable[..., Any] = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self._fn(x, **{k: getattr(self, k) for k in self._names})
+        return out
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={getattr(self, k)!r}" for k in self._names)
+
+
+# ---- Standard activations ----------------------------------------------------------------------
+
+
+class ReLU(_Activation):
+    """``kaun.activation.relu``: ``max(x, 0)``."""
+
+    name = "relu"
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class Sigmoid(_Activation):
+    """``kaun.activation.sigmoid``: ``1 / (1 + exp(-x))``."""
+
+    name = "sigmoid"
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class Tanh(_Activation):
+    """``kaun.activation.tanh``."""
+
+    name = "tanh"
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class ReLU6(_Activation):
+    """``kaun.activation.relu6``: ``min(max(x, 0), 6)``."""
+
+    name = "relu6"
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class LeakyReLU(_Activation):
+    """``kaun.activation.leaky_relu``: ``x`` for x >= 0, ``negative_slope * x`` otherwise."""
+
+    name = "leaky_relu"
+    negative_slope: float
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__(negative_slope=negative_slope)
+
+
+class HardTanh(_Activation):
+    """``kaun.activation.hard_tanh``: ``max(-1, min(1, x))``."""
+
+    name = "hard_tanh"
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class HardSigmoid(_Activation):
+    """``kaun.activation.hard_sigmoid``: ``min(1, max(0, alpha * x + beta))``."""
+
+    name = "hard_sigmoid"
+    alpha: float
+    beta: float
+
+    def __init__(self, alpha: float = 1.0 / 6.0, beta: float = 0.5) -> None:
+        super().__init__(alpha=alpha, beta=beta)
+
+
+class PReLU(torch.nn.Module):
+    """``kaun.activation.prelu`` with a learnable ``alpha``: ``max(0, x) + alpha * min(0, x)``.
+
+    Args:
+        num_parameters: 1 (one alpha for every element) or the number of channels (one alpha
+            per channel, broadcast along ``channel_axis``).
+        init: the initial value of alpha (default 0.25, as torch).
+        channel_axis: the axis of the input that holds the channels (default 1, as torch's
+            ``N, C, ...`` layout; -1 for channels-last). Only used when ``num_parameters > 1``.
+        dtype, device: of the parameter, as for any torch module.
+
+    ``alpha`` is a ``torch.nn.Parameter`` of shape ``(num_parameters,)``; in ``forward`` it is
+    viewed so that it broadcasts along the channel axis, and cast to the input's dtype (so a
+    float32 module runs on float16 inputs). Its gradient is summed over the other axes.
+    """
+
+    num_parameters: int
+    init: float
+    channel_axis: int
+    alpha: torch.nn.Parameter
+
+    def __init__(
+        self,
+        num_parameters: int = 1,
+        init: float = 0.25,
+        channel_axis: int = 1,
+        *,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__()
+        if isinstance(num_parameters, bool) or not isinstance(num_parameters, numbers.Integral):
+            raise TypeError(
+                "kaun.nn.PReLU: num_parameters must be an int, "
+                f"got {type(num_parameters).__name__}"
+            )
+        if num_parameters < 1:
+            raise ValueError(f"kaun.nn.PReLU: num_parameters must be >= 1, got {num_parameters}")
+        if isinstance(channel_axis, bool) or not isinstance(channel_axis, numbers.Integral):
+            raise TypeError(
+                f"kaun.nn.PReLU: channel_axis must be an int, got {type(channel_axis).__name__}"
+            )
+        value = real("kaun.nn.PReLU", "init", init)
+        self.num_parameters = int(num_parameters)
+        self.init = value
+        self.channel_axis = int(channel_axis)
+        self.alpha = torch.nn.Parameter(
+            torch.full((self.num_parameters,), value, dtype=dtype, device=device)
+        )
+
+    def _alpha_for(self, x: torch.Tensor) -> torch.Tensor:
+        alpha: torch.Tensor = self.alpha.to(dtype=x.dtype)
+        if self.num_parameters == 1:
+            return alpha.reshape(())
+        nd = x.dim()
+        if not -nd <= self.channel_axis < nd:
+            raise ValueError(
+                f"kaun.nn.PReLU: channel_axis {self.channel_axis} is out of range for an input "
+                f"of {nd} dimension(s)"
+            )
+        ax = self.channel_axis % nd
+        if x.shape[ax] != self.num_parameters:
+            raise ValueError(
+                f"kaun.nn.PReLU: the input has {x.shape[ax]} channels on axis "
+                f"{self.channel_axis}, the module {self.num_parameters} parameters"
+            )
+        return alpha.reshape((self.num_parameters,) + (1,) * (nd - 1 - ax))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = A.prelu(x, self._alpha_for(x))
+        return out
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_parameters={self.num_parameters}, init={self.init!r}, "
+            f"channel_axis={self.channel_axis}"
+        )
+
+
+# ---- Exponential family ------------------------------------------------------------------------
+
+
+class ELU(_Activation):
+    """``kaun.activation.elu``: ``x`` for x >= 0, ``alpha * (exp(x) - 1)`` otherwise."""
+
+    name = "elu"
+    alpha: float
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__(alpha=alpha)
+
+
+class SELU(_Activation):
+    """``kaun.activation.selu``: ``lambda * elu(x, alpha)`` with the self-normalizing constants."""
+
+    name = "selu"
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class CELU(_Activation):
+    """``kaun.activation.celu``: ``max(0, x) + min(0, alpha * (exp(x / alpha) - 1))``."""
+
+    name = "celu"
+    alpha: float
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__(alpha=alpha)
+
+
+# ---- Smooth activations ------------------------------------------------------------------------
+
+
+class GELU(_Activation):
+    """``kaun.activation.gelu`` (exact, erf): ``0.5 * x * (1 + erf(x / sqrt(2)))``."""
+
+    name = "gelu"
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class GELUApprox(_Activation):
+    """``kaun.activation.gelu_approx``: the tanh approximation of GELU."""
+
+    name = "gelu_approx"
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class SiLU(_Activation):
+    """``kaun.activation.silu`` (swish): ``x * sigmoid(x)``."""
+
+    name = "silu"
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+Swish = SiLU
+
+
+class HardSiLU(_Activation):
+    """``kaun.activation.hard_silu`` (hard swish): ``x * hard_sigmoid(x)``."""
+
+    name = "hard_silu"
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+HardSwish = HardSiLU
+
+
+class Mish(_Activation):
+    """``kaun.activation.mish``: ``x * tanh(softplus(x))``."""
+
+    name = "mish"
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class Softplus(_Activation):
+    """``kaun.activation.softplus``: ``log(1 + exp(x))``, with no threshold."""
+
+    name = "softplus"
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class Softsign(_Activation):
+    """``kaun.activation.softsign``: ``x / (|x| + 1)``."""
+
+    name = "softsign"
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class Squareplus(_Activation):
+    """``kaun.activation.squareplus``: ``0.5 * (x + sqrt(x^2 + b))``, b >= 0."""
+
+    name = "squareplus"
+    b: float
+
+    def __init__(self, b: float = 4.0) -> None:
+        super().__init__(b=b)
+
+
+class LogSigmoid(_Activation):
+    """``kaun.activation.log_sigmoid``: ``log(sigmoid(x))``."""
+
+    name = "log_sigmoid"
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+# ---- Gating ------------------------------------------------------------------------------------
+
+
+class GLU(torch.nn.Module):
+    """``kaun.activation.glu``: halves of ``x`` along ``axis``, ``first * sigmoid(second)``."""
+
+    name: ClassVar[str] = "glu"
+    axis: int
+
+    def __init__(self, axis: int = -1) -> None:
+        super().__init__()
+        if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+            raise TypeError(f"kaun.activation.glu: axis must be an int, got {type(axis).__name__}")
+        self.axis = int(axis)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = A.glu(x, axis=self.axis)
+        return out
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}"
+
+
+# ---- Sparse activations ------------------------------------------------------------------------
+
+
+class SparsePlus(_Activation):
+    """``kaun.activation.sparse_plus``: 0, ``0.25 * (x + 1)^2``, x on x <= -1, |x| < 1, x >= 1."""
+
+    name = "sparse_plus"
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class SparseSigmoid(_Activation):
+    """``kaun.activation.sparse_sigmoid``: 0, ``0.5 * (x + 1)``, 1 on the same three pieces."""
+
+    name = "sparse_sigmoid"
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+MODULES: dict[str, type[torch.nn.Module]] = {
+    "relu": ReLU,
+    "sigmoid": Sigmoid,
+    "tanh": Tanh,
+    "relu6": ReLU6,
+    "leaky_relu": LeakyReLU,
+    "hard_tanh": HardTanh,
+    "hard_sigmoid": HardSigmoid,
+    "prelu": PReLU,
+    "elu": ELU,
+    "selu": SELU,
+    "celu": CELU,
+    "gelu": GELU,
+    "gelu_approx": GELUApprox,
+    "silu": SiLU,
+    "swish": Swish,
+    "hard_silu": HardSiLU,
+    "hard_swish": HardSwish,
+    "mish": Mish,
+    "softplus": Softplus,
+    "softsign": Softsign,
+    "squareplus": Squareplus,
+    "log_sigmoid": LogSigmoid,
+    "glu": GLU,
+    "sparse_plus": SparsePlus,
+    "sparse_sigmoid": SparseSigmoid,
+}
+"""The module class of each function name of ``kaun.activation.names()``."""

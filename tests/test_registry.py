@@ -1,0 +1,148 @@
+"""A.get and A.names: functions by name, aliases of other libraries, bound hyper-parameters."""
+
+from __future__ import annotations
+
+import functools
+
+import jax.nn
+import numpy as np
+import pytest
+import torch
+
+import kaun.activation as A
+from kaun.activation._defs import ENTRIES
+from kaun.activation._registry import ALIASES
+
+SPEC_ORDER = [
+    "relu", "sigmoid", "tanh", "relu6", "leaky_relu", "hard_tanh", "hard_sigmoid", "prelu",
+    "elu", "selu", "celu", "gelu", "gelu_approx", "silu", "swish", "hard_silu", "hard_swish",
+    "mish", "softplus", "softsign", "squareplus", "log_sigmoid", "glu", "sparse_plus",
+    "sparse_sigmoid",
+]
+X = np.linspace(-4.0, 4.0, 17)
+
+
+def test_names_are_the_spec_in_order() -> None:
+    assert A.names() == SPEC_ORDER
+    assert [n for n in A.__all__ if n not in ("derivative", "get", "names")] == SPEC_ORDER
+    assert A.names() is not A.names()  # a fresh list: callers may change it
+    got = A.names()
+    got.clear()
+    assert len(A.names()) == 25
+
+
+@pytest.mark.parametrize("name", SPEC_ORDER)
+def test_get_returns_the_public_function(name: str) -> None:
+    assert A.get(name) is getattr(A, name)
+
+
+def test_spec_aliases_are_the_same_objects() -> None:
+    assert A.get("swish") is A.silu is A.swish
+    assert A.get("hard_swish") is A.hard_silu is A.hard_swish
+
+
+def test_spelling_is_forgiven() -> None:
+    assert A.get("GELU") is A.gelu
+    assert A.get("  leaky-relu ") is A.leaky_relu
+    assert A.get("Log-Sigmoid") is A.log_sigmoid
+    assert A.get("GELU_APPROX") is A.gelu_approx
+
+
+def test_every_alias_points_at_a_function() -> None:
+    for alias, target in ALIASES.items():
+        assert target in ENTRIES, alias
+        assert alias == alias.strip().lower().replace("-", "_"), alias  # reachable by get()
+        assert alias != target, alias
+        assert A.get(alias) is A.get(target), alias
+
+
+# torch.nn's activation classes: their lower-cased names reach the same function.
+TORCH_CLASSES = {
+    "ReLU": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "ReLU6": "relu6",
+    "LeakyReLU": "leaky_relu", "Hardtanh": "hard_tanh", "Hardsigmoid": "hard_sigmoid",
+    "PReLU": "prelu", "ELU": "elu", "SELU": "selu", "CELU": "celu", "GELU": "gelu",
+    "SiLU": "silu", "Hardswish": "hard_silu", "Mish": "mish", "Softplus": "softplus",
+    "Softsign": "softsign", "LogSigmoid": "log_sigmoid", "GLU": "glu",
+}
+
+
+@pytest.mark.parametrize(("cls", "name"), TORCH_CLASSES.items())
+def test_torch_class_names(cls: str, name: str) -> None:
+    assert hasattr(torch.nn, cls)
+    fn = A.get(cls)
+    assert fn is getattr(A, name)
+    if name == "prelu":
+        return
+    x = torch.tensor(X)
+    if name == "glu":
+        x = x[:16]
+    theirs = getattr(torch.nn, cls)()(x)
+    np.testing.assert_allclose(fn(x).numpy(), theirs.numpy(), rtol=1e-12, atol=1e-12)
+
+
+# jax.nn's function names (also the spellings that differ from the spec: soft_sign, ...).
+JAX_NAMES = {
+    "relu": "relu", "sigmoid": "sigmoid", "relu6": "relu6", "leaky_relu": "leaky_relu",
+    "hard_tanh": "hard_tanh", "hard_sigmoid": "hard_sigmoid", "elu": "elu", "selu": "selu",
+    "celu": "celu", "silu": "silu", "swish": "silu", "hard_silu": "hard_silu",
+    "hard_swish": "hard_silu", "mish": "mish", "softplus": "softplus", "soft_sign": "softsign",
+    "squareplus": "squareplus", "log_sigmoid": "log_sigmoid", "glu": "glu",
+    "sparse_plus": "sparse_plus", "sparse_sigmoid": "sparse_sigmoid",
+}
+
+
+@pytest.mark.parametrize(("jname", "name"), JAX_NAMES.items())
+def test_jax_nn_names(jname: str, name: str) -> None:
+    theirs = getattr(jax.nn, jname)
+    fn = A.get(jname)
+    assert fn is getattr(A, name)
+    x = X[:16] if name == "glu" else X
+    np.testing.assert_allclose(
+        np.asarray(fn(x)), np.asarray(theirs(x)), rtol=1e-6, atol=1e-7
+    )
+
+
+def test_gelu_tanh_aliases() -> None:
+    for alias in ["gelu_tanh", "approximate_gelu", "gelu_new", "gelu_pytorch_tanh"]:
+        assert A.get(alias) is A.gelu_approx
+    np.testing.assert_allclose(
+        A.get("gelu_tanh")(X),
+        torch.nn.functional.gelu(torch.tensor(X), approximate="tanh").numpy(),
+        rtol=1e-12, atol=1e-15,
+    )
+
+
+def test_bound_hyper_parameters() -> None:
+    f = A.get("leaky_relu", negative_slope=0.2)
+    assert isinstance(f, functools.partial)
+    np.testing.assert_array_equal(f(X), A.leaky_relu(X, negative_slope=0.2))
+    assert not np.array_equal(f(X), A.leaky_relu(X))
+    g = A.get("LeakyReLU", negative_slope=0.2)
+    np.testing.assert_array_equal(g(X), f(X))
+    np.testing.assert_array_equal(
+        A.get("hard_sigmoid", alpha=0.25)(X), A.hard_sigmoid(X, alpha=0.25, beta=0.5)
+    )
+    np.testing.assert_array_equal(A.get("prelu", alpha=0.3)(X), A.prelu(X, 0.3))
+    np.testing.assert_array_equal(A.get("glu", axis=0)(X[:16].reshape(4, 4)),
+                                  A.glu(X[:16].reshape(4, 4), axis=0))
+    # checked when called, with the function's own message
+    with pytest.raises(ValueError, match=r"kaun.activation.squareplus: b must be >= 0"):
+        A.get("squareplus", b=-1.0)(X)
+
+
+def test_wrong_hyper_parameter_names() -> None:
+    with pytest.raises(TypeError, match=r"kaun.activation.get: relu takes no hyper-parameters"):
+        A.get("relu", alpha=1.0)
+    with pytest.raises(TypeError, match=r"leaky_relu takes \['negative_slope'\], got \['slope'\]"):
+        A.get("leaky_relu", slope=0.1)
+
+
+def test_unknown_names() -> None:
+    with pytest.raises(ValueError, match=r"unknown activation 'gleu'; did you mean 'glu'"):
+        A.get("gleu")
+    with pytest.raises(ValueError, match=r"unknown activation 'softmax'"):
+        A.get("softmax")
+    with pytest.raises(ValueError, match=r"unknown activation 'xyzzy'$"):
+        A.get("xyzzy")
+    with pytest.raises(TypeError, match=r"kaun.activation.get: name must be a str, got int"):
+        A.get(3)  # type: ignore[arg-type]
