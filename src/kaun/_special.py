@@ -4,15 +4,21 @@ Everything here takes an ops namespace ``o`` (see ``kaun._backends``) and arrays
 dtype (float32 or float64), so the same code runs on NumPy, torch, jax.numpy and any Array API
 namespace. No function here allocates more than a handful of temporaries of the input's size.
 
-Accuracy (measured by ``benchmarks/accuracy.py``): ``erfc_gauss`` returns erfc(w) and exp(-w^2)
-within 3 ulp of the working dtype over the whole real line, because exp(-w^2) is evaluated from
-an exact split of w^2 rather than from its rounded value (the usual Cephes/XLA formula loses
-|w|^2 ulp in the tail: about 170 ulp at w = 26 in float64).
+Accuracy (measured by ``benchmarks/accuracy.py``, through gelu): ``erfc_gauss`` returns erfc(w)
+and exp(-w^2) within about 3 ulp of the working dtype over the whole real line, because exp(-w^2)
+is evaluated from an exact split of w^2 rather than from its rounded value (the usual
+Cephes/XLA formula loses |w|^2 ulp in the tail: about 170 ulp at w = 26 in float64).
+
+Error-free transformations meet compilers that contract a product and a sum into an fma (XLA on
+CPU does). A product contracted inside ``two_prod`` keeps it accurate to far below an ulp; a
+product that feeds ``two_sum`` or ``exp`` while its error term is used elsewhere is passed through
+``clip(p, 0, None)`` or an equivalent no-op first, which no compiler contracts through.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 Array = Any
@@ -20,23 +26,41 @@ Array = Any
 # Veltkamp's constant 2^s + 1 splits a float of p bits into two halves of p/2 bits.
 _SPLIT = {32: 4097.0, 64: 134217729.0}
 
-# Cephes ndtr.c rational approximations (S. L. Moshier), in ascending use:
-# erf(w) = w T(w^2) / U(w^2) for |w| < 1, erfc(a) = exp(-a^2) P(a) / Q(a) for 1 <= a < 8,
-# and exp(-a^2) R(a) / S(a) for a >= 8. Q, S and U have an implicit leading 1.
+# Cephes ndtr.c (S. L. Moshier): erf(w) = w T(w^2) / U(w^2) for |w| < 0.84375 (U with its
+# leading 1 written out).
 _T = (9.60497373987051638749e0, 9.00260197203842689217e1, 2.23200534594684319226e3,
       7.00332514112805075473e3, 5.55923013010394962768e4)
 _U = (1.0, 3.35617141647503099647e1, 5.21357949780152679795e2, 4.59432382970980127987e3,
       2.26290000613890934246e4, 4.92673942608635921086e4)
-_P = (2.46196981473530512524e-10, 5.64189564831068821977e-1, 7.46321056442269912687e0,
-      4.86371970985681366614e1, 1.96520832956077098242e2, 5.26445194995477358631e2,
-      9.34528527171957607540e2, 1.02755188689515710272e3, 5.57535335369399327526e2)
-_Q = (1.0, 1.32281951154744992508e1, 8.67072140885989742329e1, 3.54937778887819891062e2,
-      9.75708501743205489753e2, 1.82390916687909736289e3, 2.24633760818710981792e3,
-      1.65666309194161350182e3, 5.57535340817727675546e2)
-_R = (5.64189583547755073984e-1, 1.27536670759978104416e0, 5.01905042251180477414e0,
-      6.16021097993053585195e0, 7.40974269950448939160e0, 2.97886665372100240670e0)
-_S = (1.0, 2.26052863220117276590e0, 9.39603524938001434673e0, 1.20489539808096656605e1,
-      1.70814450747565897222e1, 9.60896809063285878198e0, 3.36907645100081516050e0)
+
+# The FDLIBM coefficients below come from s_erf.c 1.3 95/01/18, with this notice:
+#   Copyright (C) 1993 by Sun Microsystems, Inc. All rights reserved.
+#   Developed at SunSoft, a Sun Microsystems, Inc. business.
+#   Permission to use, copy, modify, and distribute this software is freely granted,
+#   provided that this notice is preserved.
+# FDLIBM s_erf.c: erfc(w) = (1 - erx) - P(s) / Q(s),
+# s = w - 1, for 0.84375 <= w < 1.25, where 1 - erf(w) would lose three bits; highest first.
+_ERX = 8.45062911510467529297e-01  # 24 bits: 1 - erx is exact in float32 and float64
+_PA = (-2.16637559486879084300e-03, 3.54783043256182359371e-02, -1.10894694282396677476e-01,
+       3.18346619901161753674e-01, -3.72207876035701323847e-01, 4.14856118683748331666e-01,
+       -2.36211856075265944077e-03)
+_QA = (1.19844998467991074170e-02, 1.36370839120290507362e-02, 1.26171219808761642112e-01,
+       7.18286544141962662868e-02, 5.40397917702171048937e-01, 1.06420880400844228286e-01, 1.0)
+
+# FDLIBM again, for |w| >= 1.25: erfc(|w|) = exp(-w^2) exp(R(s) / S(s) - 0.5625) / |w|, s = 1/w^2,
+# (ra, sa) below 1/0.35 and (rb, sb) above; R/S enters an exponent, so its rounding hardly counts.
+_RA = (-9.81432934416914548592e+00, -8.12874355063065934246e+01, -1.84605092906711035994e+02,
+       -1.62396669462573470355e+02, -6.23753324503260060396e+01, -1.05586262253232909814e+01,
+       -6.93858572707181764372e-01, -9.86494403484714822705e-03)
+_SA = (-6.04244152148580987438e-02, 6.57024977031928170135e+00, 1.08635005541779435134e+02,
+       4.29008140027567833386e+02, 6.45387271733267880336e+02, 4.34565877475229228821e+02,
+       1.37657754143519042600e+02, 1.96512716674392571292e+01, 1.0)
+_RB = (-4.83519191608651397019e+02, -1.02509513161107724954e+03, -6.37566443368389627722e+02,
+       -1.60636384855821916062e+02, -1.77579549177547519889e+01, -7.99283237680523006574e-01,
+       -9.86494292470009928597e-03)
+_SB = (-2.24409524465858183362e+01, 4.74528541206955367215e+02, 2.55305040643316442583e+03,
+       3.19985821950859553908e+03, 1.53672958608443695994e+03, 3.25792512996573918826e+02,
+       3.03380607434824582924e+01, 1.0)
 
 TWO_OVER_SQRT_PI = 1.1283791670955126
 
@@ -64,28 +88,94 @@ def two_prod(o: Any, a: Array, b: Array) -> tuple[Array, Array]:
     return p, e
 
 
+# Where exp(-z) leaves the normal range (z > th), exp(-z) is evaluated as exp(-z + S) * exp(-S):
+# -z + S is exact there (|z| >= S, and S is a multiple of ulp(z)), exp(-z + S) is normal and the
+# constant exp(-S) is applied last, so a result that is normal (x * exp(-z) with x large) or
+# subnormal keeps its precision instead of inheriting that of a subnormal intermediate (and XLA's
+# flush to zero of subnormals on CPU loses only results that are themselves subnormal).
+# The thresholds leave room (2^20 and more) for the small factors that follow (erfc's 1/w).
+TAIL = {32: (72.0, 64.0, math.exp(-64.0)), 64: (690.0, 512.0, math.exp(-512.0))}
+
+
+def exp_neg(o: Any, z: Array) -> tuple[Array, Array]:
+    """(e, sc) with exp(-z) = e * sc for z >= 0: e is normal unless exp(-z) is 0 to every
+    precision, sc is 1 or the constant exp(-S). Multiply sc in last."""
+    th, s, c = TAIL[o.prec(z)]
+    m = o.mask(z > th, z)
+    return o.exp(s * m - z), m * c + (1.0 - m)
+
+
+def two_sum(o: Any, a: Array, b: Array) -> tuple[Array, Array]:
+    """Knuth's sum: a + b = s + e exactly (no overflow)."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
 def gauss(o: Any, wh: Array, wl: Array | float = 0.0) -> Array:
     """exp(-(wh + wl)^2) without the |w|^2-fold error of rounding w^2 first (|wh| <= 40)."""
+    e, sc = gauss_scaled(o, wh, wl)
+    return e * sc
+
+
+def gauss_scaled(o: Any, wh: Array, wl: Array | float = 0.0) -> tuple[Array, Array]:
+    """(g, sc) with exp(-(wh + wl)^2) = g * sc, g normal (see exp_neg)."""
+    e, d, sc = _gauss_parts(o, wh, wl)
+    return e * (1.0 - d), sc
+
+
+def _gauss_parts(o: Any, wh: Array, wl: Array | float) -> tuple[Array, Array, Array]:
+    """(e, d, sc): exp(-(wh + wl)^2) = e * exp(-d) * sc, d tiny (the error terms of w^2)."""
     sq, sqe = two_prod(o, wh, wh)
-    return o.exp(-sq) * (1.0 - (sqe + 2.0 * wh * wl))
+    # max(., 0) is a no-op that keeps a compiler from contracting the product into a later
+    # subtraction (an fma there would make sq exact and sqe counted twice): XLA on CPU does that
+    e, sc = exp_neg(o, o.clip(sq, 0.0, None))
+    return e, sqe + 2.0 * wh * wl, sc
 
 
 def erfc_gauss(o: Any, wh: Array, wl: Array | float = 0.0) -> tuple[Array, Array]:
-    """(erfc(w), exp(-w^2)) for w = wh + wl, wl a correction below half an ulp of wh.
+    """(erfc(w), exp(-w^2)) for w = wh + wl, wl a correction below half an ulp of wh."""
+    y, g, sc = erfc_gauss_scaled(o, wh, wl)
+    return y * sc, g * sc
 
-    The correction enters to first order: erfc(wh + wl) = erfc(wh) - 2/sqrt(pi) exp(-wh^2) wl.
+
+def erfc_gauss_scaled(o: Any, wh: Array, wl: Array | float = 0.0
+                      ) -> tuple[Array, Array, Array]:
+    """(y, g, sc) with erfc(w) = y * sc and exp(-w^2) = g * sc, for w = wh + wl, wl a correction
+    below half an ulp of wh; sc is 1 except far in the right tail, where it keeps y and g normal.
+
+    For |w| >= 1.25 the correction is carried by exp(-(wh + wl)^2) itself (erfc = exp(-w^2) R(w)
+    with R slowly varying); for |w| < 1.25 it enters to first order:
+    erfc(wh + wl) = erfc(wh) - 2/sqrt(pi) exp(-wh^2) wl.
     """
     w = o.clip(wh, -40.0, 40.0)  # erfc is 0 or 2 to every precision past 27
     a = o.abs(w)
-    g = gauss(o, w, wl)
-    ac = o.clip(a, 1.0, None)  # keeps the unused branches finite (and their gradients)
-    ratio = o.where(a < 8.0, _horner(ac, _P) / _horner(ac, _Q), _horner(ac, _R) / _horner(ac, _S))
-    tail = g * ratio  # erfc(|w|) for |w| >= 1
+    e, d, sc = _gauss_parts(o, w, wl)
+    # for w <= 0 nothing is scaled (2 - tail is near 2 wherever exp(-w^2) is tiny)
+    pos = w > 0.0
+    e = o.where(pos, e, e * sc)
+    sc = o.where(pos, sc, 1.0)
+    g = e * (1.0 - d)
+    ac = o.clip(a, 1.25, None)  # keeps the unused branches finite (and their gradients)
+    s2 = 1.0 / (ac * ac)
+    rs = o.where(ac < 1.0 / 0.35, _horner(s2, _RA) / _horner(s2, _SA),
+                 _horner(s2, _RB) / _horner(s2, _SB))
+    # erfc(|w|) for |w| >= 1.25 (scaled by 1/sc for w > 0), the error terms d of w^2 folded into
+    # the second exponent (one rounding fewer than g * exp(rs - 0.5625))
+    tail = e * (o.exp((rs - 0.5625) - d) / ac)
+    corr = TWO_OVER_SQRT_PI * g * wl  # first order, where exp(-w^2) does not carry wl
     ws = o.clip(w, -1.0, 1.0)
     w2 = ws * ws
-    small = 1.0 - ws * _horner(w2, _T) / _horner(w2, _U)
-    y = o.where(a < 1.0, small, o.where(w < 0.0, 2.0 - tail, tail))
-    return y - TWO_OVER_SQRT_PI * g * wl, g
+    small = (1.0 - ws * _horner(w2, _T) / _horner(w2, _U)) - corr
+    sm = o.clip(a, 0.84375, 1.25) - 1.0
+    mid = (1.0 - _ERX) - _horner(sm, _PA) / _horner(sm, _QA)  # erfc(|w|), 0.84375 <= |w| < 1.25
+    pos_w = w >= 0.0
+    y = o.where(
+        a < 0.84375, small,
+        o.where(a < 1.25, o.where(pos_w, mid, 2.0 - mid) - corr,
+                o.where(pos_w, tail, 2.0 - tail)),
+    )
+    return y, g, sc
 
 
 def erfc(o: Any, w: Array) -> Array:

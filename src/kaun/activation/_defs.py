@@ -129,9 +129,9 @@ def _tanh(o: Any, x: Array) -> Array:
 
 
 def _d_tanh(o: Any, x: Array) -> Array:
-    t = o.exp(-2.0 * o.abs(x))
-    r = 1.0 / (1.0 + t)
-    return (4.0 * t) * r * r
+    ts, sc = sp.exp_neg(o, 2.0 * o.abs(x))
+    r = 1.0 / (1.0 + ts * sc)
+    return ((4.0 * ts) * r * r) * sc
 
 
 _TANH = Entry("tanh", "standard", "tanh(x)", _tanh, _d_tanh, smooth=True)
@@ -232,13 +232,31 @@ def hard_tanh(x: ArrayT, /) -> ArrayT:
     return apply(_HARD_TANH, x, ())
 
 
+def _hs_bounds(alpha: float, beta: float) -> tuple[float, float, float] | None:
+    """(shift, lo, hi): alpha x + beta = (x + shift) alpha, zero at lo and one at hi (sorted)."""
+    if alpha == 0.0:
+        return None
+    shift, top = beta / alpha, (1.0 - beta) / alpha
+    if not (math.isfinite(shift) and math.isfinite(top)):
+        return None
+    return shift, min(-shift, top), max(-shift, top)
+
+
 def _hard_sigmoid(o: Any, x: Array, alpha: float, beta: float) -> Array:
-    return o.clip(x * alpha + beta, 0.0, 1.0)
+    # (x + beta/alpha) alpha: x + 3 is exact near -3, so the result keeps its relative precision
+    # where it approaches 0 (x alpha + beta cancels there)
+    hb = _hs_bounds(alpha, beta)
+    u = x * alpha + beta if hb is None else (x + hb[0]) * alpha
+    return o.clip(u, 0.0, 1.0)
 
 
 def _d_hard_sigmoid(o: Any, x: Array, alpha: float, beta: float) -> Array:
-    u = x * alpha + beta
-    return alpha * o.mask((u > 0.0) & (u < 1.0), x)
+    hb = _hs_bounds(alpha, beta)
+    if hb is None:
+        u = x * alpha + beta
+        return alpha * o.mask((u > 0.0) & (u < 1.0), x)
+    # decided on x itself, so that the slope is not lost to the rounding of u next to a bound
+    return alpha * o.mask((x > hb[1]) & (x < hb[2]), x)
 
 
 _HARD_SIGMOID = Entry(
@@ -304,8 +322,14 @@ def _elu(o: Any, x: Array, alpha: float) -> Array:
     return o.where(x > 0.0, x, alpha * o.expm1(o.clip(x, None, 0.0)))
 
 
+def _exp_tail(o: Any, c: float, z: Array) -> Array:
+    """c * exp(-z) for z >= 0, with no subnormal intermediate where the result is normal."""
+    ts, sc = sp.exp_neg(o, z)
+    return (c * ts) * sc
+
+
 def _d_elu(o: Any, x: Array, alpha: float) -> Array:
-    return o.where(x > 0.0, 1.0, alpha * o.exp(o.clip(x, None, 0.0)))
+    return o.where(x > 0.0, 1.0, _exp_tail(o, alpha, -o.clip(x, None, 0.0)))
 
 
 _ELU = Entry(
@@ -334,15 +358,34 @@ def elu(x: ArrayT, /, *, alpha: float = 1.0) -> ArrayT:
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_LAMBDA = 1.0507009873554804934193349852946
-_SELU_LA = float(Decimal("1.6732632423543772848170429916717") * Decimal("1.0507009873554804934193349852946"))
+_SELU_LA = float(
+    Decimal("1.6732632423543772848170429916717") * Decimal("1.0507009873554804934193349852946")
+)
+
+
+def _round_down(d: Decimal, prec: int) -> float:
+    """The largest float of the working precision that is <= d."""
+    import numpy as np
+
+    t = np.float32 if prec == 32 else np.float64
+    v = t(float(d))
+    if Decimal(float(v)) > d:
+        v = np.nextafter(v, t(-np.inf))
+    return float(v)
+
+
+# lambda rounded down per working precision: lambda x then never overflows where the true value
+# is finite (float32's nearest lambda does, for x > 3.2386e38), at a cost of half an ulp
+_SELU_L_DOWN = {p: _round_down(Decimal("1.0507009873554804934193349852946"), p) for p in (32, 64)}
 
 
 def _selu(o: Any, x: Array) -> Array:
-    return o.where(x > 0.0, SELU_LAMBDA * x, _SELU_LA * o.expm1(o.clip(x, None, 0.0)))
+    lam = _SELU_L_DOWN[o.prec(x)]
+    return o.where(x > 0.0, lam * x, _SELU_LA * o.expm1(o.clip(x, None, 0.0)))
 
 
 def _d_selu(o: Any, x: Array) -> Array:
-    return o.where(x > 0.0, SELU_LAMBDA, _SELU_LA * o.exp(o.clip(x, None, 0.0)))
+    return o.where(x > 0.0, SELU_LAMBDA, _exp_tail(o, _SELU_LA, -o.clip(x, None, 0.0)))
 
 
 _SELU = Entry("selu", "exponential", "lambda * elu(x, alpha)", _selu, _d_selu)
@@ -372,7 +415,7 @@ def _celu(o: Any, x: Array, alpha: float) -> Array:
 
 
 def _d_celu(o: Any, x: Array, alpha: float) -> Array:
-    return o.where(x > 0.0, 1.0, o.exp(o.clip(x, None, 0.0) / alpha))
+    return o.where(x > 0.0, 1.0, _exp_tail(o, 1.0, -(o.clip(x, None, 0.0) / alpha)))
 
 
 _CELU = Entry(
@@ -409,8 +452,9 @@ _GELU_C = {
 }
 
 
-def _gelu_parts(o: Any, x: Array) -> tuple[Array, Array, Array]:
-    """(x clipped to [-40, 40], erfc(-x/sqrt2), exp(-x^2/2)), compensating the rounding of x/sqrt2.
+def _gelu_parts(o: Any, x: Array) -> tuple[Array, Array, Array, Array]:
+    """(x clipped to [-40, 40], e, g, sc) with erfc(-x/sqrt2) = e sc and exp(-x^2/2) = g sc,
+    compensating the rounding of x/sqrt2; sc keeps e and g normal in the left tail.
 
     Without the compensation the rounding of x/sqrt2 is amplified by erfc's steepness: ~160 ulp
     in float32 at x = -13. Past |x| = 40 both are exact as 0 or 2 in every dtype.
@@ -418,17 +462,18 @@ def _gelu_parts(o: Any, x: Array) -> tuple[Array, Array, Array]:
     c_hi, c_lo = _GELU_C[o.prec(x)]
     xc = o.clip(x, -40.0, 40.0)
     p, e = sp.two_prod_const(o, xc, c_hi)
-    return xc, *sp.erfc_gauss(o, -p, -(e + xc * c_lo))
+    return xc, *sp.erfc_gauss_scaled(o, -p, -(e + xc * c_lo))
 
 
 def _gelu(o: Any, x: Array) -> Array:
-    _, e, _ = _gelu_parts(o, x)
-    return 0.5 * _lo(o, x) * e
+    _, e, _, sc = _gelu_parts(o, x)
+    # x below -40 is clipped too: gelu is -0 there, and the scaled e must not meet a huge x
+    return (0.5 * o.clip(x, -40.0, None) * e) * sc
 
 
 def _d_gelu(o: Any, x: Array) -> Array:
-    xc, e, g = _gelu_parts(o, x)
-    return 0.5 * e + xc * g * _INV_SQRT_2PI
+    xc, e, g, sc = _gelu_parts(o, x)
+    return (0.5 * e + xc * g * _INV_SQRT_2PI) * sc
 
 
 _GELU = Entry(
@@ -456,21 +501,67 @@ _SQRT_2_OVER_PI = 0.7978845608028654
 _GA_K = 0.044715
 
 
-def _gelu_approx_v(o: Any, x: Array) -> Array:
-    """2 * sqrt(2/pi) * (x + 0.044715 x^3) for x clipped to +-1e4 (past it the sigmoid is 0 or 1)."""
+def _split_dec(d: Decimal, prec: int) -> tuple[float, float]:
+    """A constant as hi + lo: hi rounded to the working dtype, lo the rest (a float64)."""
+    import numpy as np
+
+    hi = float(np.float32(float(d))) if prec == 32 else float(d)
+    return hi, float(d - Decimal(hi))
+
+
+# 2 sqrt(2/pi) and 0.044715, each as hi + lo per working precision
+_GA_C2 = Decimal("1.595769121605730711759784239737527473903")
+_GA_CONST = {p: (_split_dec(_GA_C2, p), _split_dec(Decimal("0.044715"), p)) for p in (32, 64)}
+
+
+def _gelu_approx_v(o: Any, x: Array) -> tuple[Array, Array, Array, Array]:
+    """(xc, vh, vl, dv): v = 2 sqrt(2/pi) (x + 0.044715 x^3) = vh + vl to about twice the
+    working precision, and v'(x), for x clipped to +-1e4 (past it the sigmoid is 0 or 1).
+
+    sigmoid(v) ~ exp(v) in the left tail multiplies the relative error of v by |v| (up to 104 in
+    float32, 745 in float64), so v carries its rounding errors: x^2 is exact (two_prod), the
+    constants are split in two, 1 + k x^2 and the products keep their error terms.
+    """
+    (ch, cl), (kh, kl) = _GA_CONST[o.prec(x)]
     xc = o.clip(x, -1e4, 1e4)
-    return (2.0 * _SQRT_2_OVER_PI) * xc * (1.0 + _GA_K * xc * xc)
+    sh, sl = sp.two_prod(o, xc, xc)
+    th, tl = sp.two_prod_const(o, sh, kh)
+    # th >= 0: the clip is a no-op that stops a compiler from contracting th into 1 + th (an fma
+    # there makes 1 + th exact while tl still counts th's rounding: XLA on CPU does that)
+    wh, wl = sp.two_sum(o, o.clip(th, 0.0, None), 1.0)
+    wl = wl + (tl + kh * sl + kl * sh)
+    mh, ml = sp.two_prod_const(o, xc, ch)
+    ml = ml + xc * cl
+    vh, vl = sp.two_prod(o, mh, wh)
+    vl = vl + (mh * wl + ml * wh)
+    dv = ch * (1.0 + (3.0 * kh) * sh)
+    return xc, vh, vl, dv
+
+
+def _gelu_approx_sig(o: Any, vh: Array) -> tuple[Array, Array, Array, Array, Array]:
+    """(pos, ts, sc, t, r): t = exp(-|v|) = ts sc, r = 1 / (1 + t) (see sp.exp_neg)."""
+    pos, na = _nabs(o, vh)
+    ts, sc = sp.exp_neg(o, -na)
+    t = ts * sc
+    return pos, ts, sc, t, 1.0 / (1.0 + t)
 
 
 def _gelu_approx(o: Any, x: Array) -> Array:
-    return _lo(o, x) * _sig(o, _gelu_approx_v(o, x))[0]
+    xc, vh, vl, _ = _gelu_approx_v(o, x)
+    pos, ts, sc, t, r = _gelu_approx_sig(o, vh)
+    # sigmoid(vh + vl) = s (1 + sigmoid(-v) vl) to first order; v < 0: s = t r, v >= 0: s = r
+    xv = o.clip(x, -1e4, None)
+    return o.where(pos, xv * r * (1.0 + t * r * vl), (((xc * ts) * r) * (1.0 + r * vl)) * sc)
 
 
 def _d_gelu_approx(o: Any, x: Array) -> Array:
-    xc = o.clip(x, -1e4, 1e4)
-    s, sn = _sig(o, _gelu_approx_v(o, x))
-    dv = (2.0 * _SQRT_2_OVER_PI) * (1.0 + (3.0 * _GA_K) * xc * xc)
-    return s + xc * dv * s * sn
+    xc, vh, vl, dv = _gelu_approx_v(o, x)
+    pos, ts, sc, t, r = _gelu_approx_sig(o, vh)
+    # s + x v' s sn, with s sn corrected by (1 + (sn - s) vl)
+    tr = t * r
+    d_pos = r * (1.0 + tr * vl) + xc * dv * (tr * r) * (1.0 + (tr - r) * vl)
+    d_neg = ((ts * r) * ((1.0 + r * vl) + xc * dv * r * (1.0 + (r - tr) * vl))) * sc
+    return o.where(pos, d_pos, d_neg)
 
 
 _GELU_APPROX = Entry(
@@ -497,13 +588,20 @@ def gelu_approx(x: ArrayT, /) -> ArrayT:
 
 def _silu(o: Any, x: Array) -> Array:
     xl = _lo(o, x)
-    return xl * _sig(o, xl)[0]
+    pos, na = _nabs(o, xl)
+    ts, sc = sp.exp_neg(o, -na)  # exp(-|x|) = ts sc, ts normal (the tail keeps its precision)
+    r = 1.0 / (1.0 + ts * sc)
+    return o.where(pos, xl * r, ((xl * ts) * r) * sc)
 
 
 def _d_silu(o: Any, x: Array) -> Array:
     xc = _fin(o, x)
-    s, sn = _sig(o, xc)
-    return s + xc * s * sn
+    pos, na = _nabs(o, xc)
+    ts, sc = sp.exp_neg(o, -na)
+    t = ts * sc
+    r = 1.0 / (1.0 + t)
+    # s + x s sn: x >= 0, s = r, sn = t r; x < 0, s = t r, sn = r
+    return o.where(pos, r * (1.0 + xc * t * r), ((ts * r) * (1.0 + xc * r)) * sc)
 
 
 _SILU = Entry("silu", "smooth", "x * sigmoid(x)", _silu, _d_silu, smooth=True)
@@ -527,13 +625,15 @@ swish = silu
 
 def _hard_silu(o: Any, x: Array) -> Array:
     xl = _lo(o, x)
-    return xl * o.clip(xl * (1.0 / 6.0) + 0.5, 0.0, 1.0)
+    # (x + 3) / 6 is exact to one rounding near -3, where x / 6 + 1/2 cancels
+    return xl * o.clip((xl + 3.0) / 6.0, 0.0, 1.0)
 
 
 def _d_hard_silu(o: Any, x: Array) -> Array:
     xc = _fin(o, x)
-    u = xc * (1.0 / 6.0) + 0.5
-    return o.clip(u, 0.0, 1.0) + xc * (1.0 / 6.0) * o.mask((u > 0.0) & (u < 1.0), xc)
+    # (2x + 3) / 6 on (-3, 3), decided on x itself (not on a rounded x / 6 + 1/2)
+    xm = o.clip(xc, -3.0, 3.0)
+    return o.mask((xc > -3.0) & (xc < 3.0), xc) * ((2.0 * xm + 3.0) / 6.0) + o.mask(xc >= 3.0, xc)
 
 
 _HARD_SILU = Entry("hard_silu", "smooth", "x * hard_sigmoid(x)", _hard_silu, _d_hard_silu)
@@ -556,26 +656,37 @@ def hard_silu(x: ArrayT, /) -> ArrayT:
 hard_swish = hard_silu
 
 
-def _mish_parts(o: Any, x: Array) -> tuple[Array, Array]:
-    """tanh(softplus(x)) = a / (a + b) with no cancelling part, from t = exp(-|x|)."""
+def _mish_parts(o: Any, x: Array) -> tuple[Array, Array, Array, Array, Array]:
+    """(pos, ts, sc, t, d): tanh(softplus(x)) = a / (a + b) with no cancelling part, from
+    t = exp(-|x|) = ts sc (ts normal in the left tail): x >= 0, a = 1 + 2t, b = 2t^2;
+    x < 0, a = t (t + 2), b = 2. d = 1 / (a + b)."""
     pos, na = _nabs(o, x)
-    t = o.exp(na)
-    a = o.where(pos, 1.0 + 2.0 * t, t * (t + 2.0))
-    b = o.where(pos, 2.0 * t * t, 2.0)
-    return a, b
+    ts, sc = sp.exp_neg(o, -na)
+    t = ts * sc
+    d = 1.0 / o.where(pos, 1.0 + 2.0 * t + 2.0 * t * t, t * (t + 2.0) + 2.0)
+    return pos, ts, sc, t, d
 
 
 def _mish(o: Any, x: Array) -> Array:
-    a, b = _mish_parts(o, x)
-    return _lo(o, x) * (a / (a + b))
+    xl = _lo(o, x)
+    pos, ts, sc, t, d = _mish_parts(o, xl)
+    return o.where(pos, xl * ((1.0 + 2.0 * t) * d), (((xl * ts) * (t + 2.0)) * d) * sc)
 
 
 def _d_mish(o: Any, x: Array) -> Array:
     xc = _fin(o, x)
-    a, b = _mish_parts(o, xc)
-    d = 1.0 / (a + b)
-    # g + x * (1 - g^2) * sigmoid(x), with 1 - g^2 = b (2a + b) / (a + b)^2
-    return a * d + xc * _sig(o, xc)[0] * (b * (2.0 * a + b)) * d * d
+    pos, ts, sc, t, d = _mish_parts(o, xc)
+    r = 1.0 / (1.0 + t)
+    # g + x (1 - g^2) sigmoid(x), with 1 - g^2 = b (2a + b) / (a + b)^2
+    # x clipped to 1e4 in the term that vanishes (t = 0) long before: keeps its gradient finite
+    a_p, b_p = 1.0 + 2.0 * t, 2.0 * t * t
+    d_pos = a_p * d + o.clip(xc, None, 1e4) * (r * (b_p * (2.0 * a_p + b_p) * d * d))
+    # x < 0: a = t (t + 2) = ts sc (t + 2), sigmoid(x) = ts sc r, b = 2; x clipped to <= 0 so that
+    # this branch stays finite (and its gradient, for second order) where x >= 0 is taken
+    a_n = t * (t + 2.0)
+    xn = o.clip(xc, None, 0.0)
+    d_neg = (ts * ((t + 2.0) * d + xn * (r * ((4.0 * a_n + 4.0) * d * d)))) * sc
+    return o.where(pos, d_pos, d_neg)
 
 
 _MISH = Entry("mish", "smooth", "x * tanh(softplus(x))", _mish, _d_mish, smooth=True)
@@ -661,8 +772,14 @@ def _sqp_root(o: Any, x: Array, b: float) -> Array:
 
 
 def _squareplus(o: Any, x: Array, b: float) -> Array:
+    if b == 0.0:
+        return _relu(o, x)  # (x + |x|) / 2
     r = _sqp_root(o, x, b)
-    return o.where(x >= 0.0, 0.5 * x + 0.5 * r, (0.5 * b) / (r - o.clip(x, None, 0.0)))
+    # (x + r) / 2 as x + (b/2) / (r + x) for x >= 0 and (b/2) / (r - x) for x < 0, with halves so
+    # that r + |x| does not overflow for |x| > max / 2 (nor can a compiler factor 0.5 x + 0.5 r)
+    ax = o.abs(x)
+    c = (0.25 * b) / (0.5 * r + 0.5 * ax)
+    return o.where(x >= 0.0, x + c, c)
 
 
 def _d_squareplus(o: Any, x: Array, b: float) -> Array:
@@ -670,7 +787,9 @@ def _d_squareplus(o: Any, x: Array, b: float) -> Array:
         return _d_relu(o, x)
     xc = _fin(o, x)
     r = _sqp_root(o, xc, b)
-    return o.where(xc >= 0.0, 0.5 + 0.5 * (xc / r), ((0.5 * b) / r) / (r - o.clip(xc, None, 0.0)))
+    return o.where(
+        xc >= 0.0, 0.5 + 0.5 * (xc / r), ((0.25 * b) / r) / (0.5 * r - 0.5 * o.clip(xc, None, 0.0))
+    )
 
 
 _SQUAREPLUS = Entry(

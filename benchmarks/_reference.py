@@ -1,0 +1,526 @@
+"""The high-precision reference for kaun.activation, shared by benchmarks/accuracy.py and
+tests/test_accuracy.py (one copy only).
+
+- ``REF[name](x) -> (f(x), f'(x))``: the true math, evaluated by mpmath at ``DPS`` digits on the
+  exact value of a float input. Each formula is written in a form without cancellation, so all
+  ``DPS`` digits are good (e.g. ``sigmoid' = sigmoid(x) * sigmoid(-x)``, squareplus for x < 0 as
+  ``2 / (sqrt(x^2 + 4) - x)``). Hyper-parameters are at their defaults, with the decimal
+  constants exact (0.01, 1/6, 0.044715, sqrt(2/pi), the selu constants).
+- ``reference(name, xs)``: arrays that encode f and f' at every point exactly enough to measure a
+  float64 result to a fraction of an ulp (a double-double significand and an integer exponent).
+- ``ulp_error(y, ref, dtype, ...)``: the error of a result, in ULPs of ``dtype``, by the rule that
+  docs/accuracy.md states (see ``RULE``).
+- ``grid(dtype, quick)``: the inputs: every finite float16/bfloat16 value, or a grid of >= 20,000
+  float32/float64 values over the whole finite range.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import ml_dtypes
+import mpmath
+import numpy as np
+from mpmath import mp, mpf
+
+DPS = 60
+REF_VERSION = 3  # bump when a reference formula or the encoding changes (invalidates the cache)
+
+MPF = mpmath.mpf
+Pair = tuple[MPF, MPF]
+
+# -- dtypes -------------------------------------------------------------------------------------
+
+DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+# kaun's targets, (value, derivative) in ULP: the bounds that docs/accuracy.md reports against and
+# tests/test_accuracy.py asserts
+TARGET = {
+    "float16": (1.0, 2.0), "bfloat16": (1.0, 2.0), "float32": (4.0, 16.0), "float64": (4.0, 16.0),
+}
+
+
+@dataclass(frozen=True)
+class Fmt:
+    """A binary floating-point format: p significand bits (with the implicit one), emin the
+    exponent of the smallest normal, emax that of the largest finite value."""
+
+    name: str
+    p: int
+    emin: int
+    emax: int
+
+    @property
+    def np(self) -> np.dtype:
+        return np.dtype(ml_dtypes.bfloat16) if self.name == "bfloat16" else np.dtype(self.name)
+
+    @property
+    def tiny(self) -> float:  # smallest subnormal
+        return math.ldexp(1.0, self.emin - self.p + 1)
+
+    @property
+    def big(self) -> float:
+        return math.ldexp(2.0 - math.ldexp(1.0, 1 - self.p), self.emax)
+
+    @property
+    def eps(self) -> float:  # ulp(1)
+        return math.ldexp(1.0, 1 - self.p)
+
+
+FMT = {
+    "float16": Fmt("float16", 11, -14, 15),
+    "bfloat16": Fmt("bfloat16", 8, -126, 127),
+    "float32": Fmt("float32", 24, -126, 127),
+    "float64": Fmt("float64", 53, -1022, 1023),
+}
+
+# -- mpmath helpers -----------------------------------------------------------------------------
+
+_HUGE = 30000  # exp(-_HUGE) < 2^-43000: zero to every dtype, so kept as an exact zero
+
+
+def _exp(z: MPF) -> MPF:
+    """exp(z), with an exact 0 for z < -_HUGE (never called with z > _HUGE)."""
+    return mpf(0) if z < -_HUGE else mp.exp(z)
+
+
+def _sig(x: MPF) -> MPF:
+    """sigmoid(x) to full relative precision on both sides."""
+    if x >= 0:
+        return 1 / (1 + _exp(-x))
+    e = _exp(x)
+    return e / (1 + e)
+
+
+def _softplus(x: MPF) -> MPF:
+    return x + mp.log1p(_exp(-x)) if x > 0 else mp.log1p(_exp(x))
+
+
+def _tanh(z: MPF) -> MPF:
+    return mp.tanh(z) if abs(z) < _HUGE else mp.sign(z)
+
+
+def _sech2(z: MPF) -> MPF:
+    e = _exp(-2 * abs(z))
+    return 4 * e / (1 + e) ** 2
+
+
+def _clip(x: MPF, lo: MPF, hi: MPF) -> MPF:
+    return lo if x < lo else hi if x > hi else x
+
+
+class _C:
+    """Constants at DPS digits (built once, lazily)."""
+
+    done = False
+
+    @classmethod
+    def get(cls) -> type[_C]:
+        if not cls.done:
+            with mp.workdps(DPS):
+                cls.SQRT2 = mp.sqrt(2)
+                cls.INV_SQRT_2PI = 1 / mp.sqrt(2 * mp.pi)
+                cls.GA_C = mp.sqrt(2 / mp.pi)
+                cls.GA_K = mpf("0.044715")
+                cls.SELU_A = mpf("1.6732632423543772848170429916717")
+                cls.SELU_L = mpf("1.0507009873554804934193349852946")
+                cls.SLOPE = mpf("0.01")
+                cls.PRELU = mpf("0.25")
+                cls.SIXTH = mpf(1) / 6
+                cls.HALF = mpf(1) / 2
+            cls.done = True
+        return cls
+
+
+# -- the true functions: x -> (f(x), f'(x)) ----------------------------------------------------
+
+
+def _relu(x: MPF) -> Pair:
+    return (x, mpf(1)) if x > 0 else (mpf(0), mpf(0))
+
+
+def _sigmoid(x: MPF) -> Pair:
+    s, sn = _sig(x), _sig(-x)
+    return s, s * sn
+
+
+def _tanh_f(x: MPF) -> Pair:
+    return _tanh(x), _sech2(x)
+
+
+def _relu6(x: MPF) -> Pair:
+    return _clip(x, mpf(0), mpf(6)), mpf(1 if 0 < x < 6 else 0)
+
+
+def _leaky_relu(x: MPF) -> Pair:
+    c = _C.get().SLOPE
+    return (x, mpf(1)) if x > 0 else (c * x, c)
+
+
+def _hard_tanh(x: MPF) -> Pair:
+    return _clip(x, mpf(-1), mpf(1)), mpf(1 if -1 < x < 1 else 0)
+
+
+def _hard_sigmoid(x: MPF) -> Pair:
+    c = _C.get()
+    u = x * c.SIXTH + c.HALF
+    return _clip(u, mpf(0), mpf(1)), (c.SIXTH if 0 < u < 1 else mpf(0))
+
+
+def _prelu(x: MPF) -> Pair:
+    a = _C.get().PRELU
+    return (x, mpf(1)) if x > 0 else (a * x, a)
+
+
+def _elu(x: MPF) -> Pair:
+    return (x, mpf(1)) if x > 0 else (mp.expm1(x), _exp(x))
+
+
+def _selu(x: MPF) -> Pair:
+    c = _C.get()
+    if x > 0:
+        return c.SELU_L * x, c.SELU_L
+    return c.SELU_L * c.SELU_A * mp.expm1(x), c.SELU_L * c.SELU_A * _exp(x)
+
+
+def _gelu(x: MPF) -> Pair:
+    c = _C.get()
+    if x < -_HUGE:
+        return mpf(0), mpf(0)
+    e = mp.erfc(-x / c.SQRT2)
+    return x * e / 2, e / 2 + x * _exp(-x * x / 2) * c.INV_SQRT_2PI
+
+
+def _gelu_approx(x: MPF) -> Pair:
+    c = _C.get()
+    v = 2 * c.GA_C * (x + c.GA_K * x**3)
+    s, sn = _sig(v), _sig(-v)
+    dv = 2 * c.GA_C * (1 + 3 * c.GA_K * x * x)
+    return x * s, s + x * dv * s * sn
+
+
+def _silu(x: MPF) -> Pair:
+    s, sn = _sig(x), _sig(-x)
+    return x * s, s * (1 + x * sn)
+
+
+def _hard_silu(x: MPF) -> Pair:
+    c = _C.get()
+    u = x * c.SIXTH + c.HALF
+    if u <= 0:
+        return mpf(0), mpf(0)
+    if u >= 1:
+        return x, mpf(1)
+    return x * u, x / 3 + c.HALF
+
+
+def _mish(x: MPF) -> Pair:
+    sp = _softplus(x)
+    g = _tanh(sp)
+    return x * g, g + x * _sech2(sp) * _sig(x)
+
+
+def _softplus_f(x: MPF) -> Pair:
+    return _softplus(x), _sig(x)
+
+
+def _softsign(x: MPF) -> Pair:
+    r = 1 / (1 + abs(x))
+    return x * r, r * r
+
+
+def _squareplus(x: MPF) -> Pair:
+    r = mp.sqrt(x * x + 4)
+    if x >= 0:
+        return (x + r) / 2, (1 + x / r) / 2
+    return 2 / (r - x), 2 / (r * (r - x))
+
+
+def _log_sigmoid(x: MPF) -> Pair:
+    return -_softplus(-x), _sig(-x)
+
+
+def _sparse_plus(x: MPF) -> Pair:
+    if x <= -1:
+        return mpf(0), mpf(0)
+    if x >= 1:
+        return x, mpf(1)
+    return (x + 1) ** 2 / 4, (x + 1) / 2
+
+
+def _sparse_sigmoid(x: MPF) -> Pair:
+    return _clip((x + 1) / 2, mpf(0), mpf(1)), mpf("0.5") if -1 < x < 1 else mpf(0)
+
+
+REF: dict[str, Callable[[MPF], Pair]] = {
+    "relu": _relu,
+    "sigmoid": _sigmoid,
+    "tanh": _tanh_f,
+    "relu6": _relu6,
+    "leaky_relu": _leaky_relu,
+    "hard_tanh": _hard_tanh,
+    "hard_sigmoid": _hard_sigmoid,
+    "prelu": _prelu,
+    "elu": _elu,
+    "selu": _selu,
+    "celu": _elu,  # celu with alpha = 1 is elu with alpha = 1
+    "gelu": _gelu,
+    "gelu_approx": _gelu_approx,
+    "silu": _silu,
+    "hard_silu": _hard_silu,
+    "mish": _mish,
+    "softplus": _softplus_f,
+    "softsign": _softsign,
+    "squareplus": _squareplus,
+    "log_sigmoid": _log_sigmoid,
+    "sparse_plus": _sparse_plus,
+    "sparse_sigmoid": _sparse_sigmoid,
+}
+FUNCTIONS = tuple(REF)
+
+# Points where the derivative jumps: autodiff gives a convention there, not a value, so the
+# derivative is not measured at exactly these inputs (the conventions are tested elsewhere).
+KINKS: dict[str, tuple[float, ...]] = {
+    "relu": (0.0,), "relu6": (0.0, 6.0), "leaky_relu": (0.0,), "hard_tanh": (-1.0, 1.0),
+    "hard_sigmoid": (-3.0, 3.0), "prelu": (0.0,), "selu": (0.0,), "hard_silu": (-3.0, 3.0),
+    "sparse_sigmoid": (-1.0, 1.0),
+}
+
+# Interior zeros (x0 != 0) of f or f', located by mpmath at import: within ZERO_WINDOW of x0 the
+# error is measured in units of ulp(1) (absolute), see RULE.
+ZERO_WINDOW = 0.25
+_DERIV_ZERO_GUESS = {"gelu": -0.75, "gelu_approx": -0.75, "silu": -1.28, "mish": -1.19}
+
+
+def _zeros() -> dict[tuple[str, bool], tuple[float, ...]]:
+    out: dict[tuple[str, bool], tuple[float, ...]] = {("hard_silu", True): (-1.5,)}
+    with mp.workdps(30):
+        for name, x0 in _DERIV_ZERO_GUESS.items():
+            out[(name, True)] = (float(mp.findroot(lambda t, f=REF[name]: f(t)[1], mpf(x0))),)
+    return out
+
+
+ZEROS = _zeros()
+
+RULE = f"""\
+- The reference is mpmath at {DPS} significant digits, on the exact value of each float input.
+- ULP error of a result y against the true value t in a dtype with p significand bits:
+  |y - t| / ulp(t), where ulp(t) = 2^(max(e, emin) - p + 1), e the exponent of t rounded to
+  nearest in that dtype (so a subnormal t has the ulp of the smallest subnormal), and ulp(0) is
+  the smallest subnormal (a true zero must come out as a zero).
+- Near an interior zero x0 != 0 of f or f' (the derivatives of gelu, gelu_approx, silu, mish
+  and hard_silu), that is for |x - x0| <= {ZERO_WINDOW}, relative accuracy is ill-conditioned:
+  there the error is |y - t| / max(ulp(t), ulp(1)), the absolute error in units of ulp(1). The
+  zeros of f at x = 0 and the exponentially small tails are measured relative, by the ULP rule.
+- A true value that rounds past the largest finite value (selu(x) for x just below the largest
+  value) is exact as the infinity of its sign; a finite result there is measured in the ulp of
+  the top binade (the largest finite value is then about 1/2 ulp off). Any other non-finite
+  result where the truth is finite is counted (column `nonfin`) and its error is infinite.
+- At the kinks of the piecewise functions (x exactly 0 for relu etc., see KINKS) the derivative
+  is a convention, not a value: those points are left out of the derivative statistics, and
+  the number of disagreements with kaun's convention is given instead (column `kink`)."""
+
+
+# -- encoding the truth -------------------------------------------------------------------------
+
+_EXP_CLAMP = 4000  # |exponent| past every dtype: clamping it changes no measured error
+
+
+def _encode(v: MPF) -> tuple[float, float, int]:
+    """v = (hi + lo) * 2^k with 1 <= |hi + lo| < 2, or (0, 0, 0) for v = 0."""
+    if v == 0:
+        return 0.0, 0.0, 0
+    m, e = mp.frexp(v)  # v = m 2^e, 1/2 <= |m| < 1
+    f = 2 * m
+    hi = float(f)
+    lo = float(f - hi)
+    k = int(e) - 1
+    if k < -_EXP_CLAMP:
+        return 0.0, 0.0, 0  # far below every dtype's smallest subnormal: an exact zero to them
+    return hi, lo, min(k, _EXP_CLAMP)
+
+
+@dataclass
+class Ref:
+    """The truth at each input, encoded: value = (hi + lo) * 2^k."""
+
+    hi: np.ndarray
+    lo: np.ndarray
+    k: np.ndarray
+
+    def approx(self) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return np.ldexp(self.hi, np.clip(self.k, -1100, 1100).astype(np.int32))
+
+
+def evaluate(names: tuple[str, ...], xs: np.ndarray) -> dict[str, tuple[Ref, Ref]]:
+    """The reference (value, derivative) for each function at each float64 input (slow: mpmath)."""
+    n = len(xs)
+    buf = {nm: np.zeros((2, 3, n)) for nm in names}
+    with mp.workdps(DPS):
+        _C.get()
+        for i, xf in enumerate(xs.tolist()):
+            x = mpf(xf)
+            for nm in names:
+                v, d = REF[nm](x)
+                buf[nm][0, :, i] = _encode(v)
+                buf[nm][1, :, i] = _encode(d)
+    out = {}
+    for nm, b in buf.items():
+        out[nm] = tuple(Ref(b[j, 0], b[j, 1], b[j, 2].astype(np.int64)) for j in (0, 1))
+    return out  # type: ignore[return-value]
+
+
+# -- the error ----------------------------------------------------------------------------------
+
+
+def ulp_error(y: np.ndarray, ref: Ref, dtype: str, xs: np.ndarray | None = None,
+              zeros: tuple[float, ...] = ()) -> np.ndarray:
+    """ULP error of y (any float array, read as float64) against ref, in ``dtype`` (see RULE).
+
+    Non-finite results where the truth rounds to a finite value give inf.
+    """
+    fm = FMT[dtype]
+    y = np.asarray(y, dtype=np.float64)
+    zero = ref.hi == 0.0
+    # exponent of the truth rounded to p bits: one more when the significand rounds up to 2
+    thr = 2.0 - math.ldexp(1.0, -fm.p)
+    a = np.abs(ref.hi)
+    if fm.p < 53:
+        up = (a > thr) | ((a == thr) & (ref.lo * np.sign(ref.hi) >= 0))
+    else:
+        up = a >= 2.0
+    kr = ref.k + up
+    # ulp(t) = 2^ke; past the largest finite value the top binade's ulp goes on
+    ke = np.clip(kr, fm.emin, fm.emax) - (fm.p - 1)
+    ke = np.where(zero, fm.emin - fm.p + 1, ke)
+    overflow = ~zero & (kr > fm.emax)
+    with np.errstate(all="ignore"):
+        sh = (ref.k - ke).astype(np.int64)
+        shc = np.clip(sh, -1200, 1200).astype(np.int32)
+        kec = np.clip(-ke, -1200, 1200).astype(np.int32)
+        ys = np.ldexp(y, kec)
+        err = np.abs((ys - np.ldexp(ref.hi, shc)) - np.ldexp(ref.lo, shc))
+        if xs is not None and zeros:
+            near = np.zeros(y.shape, bool)
+            for x0 in zeros:
+                near |= np.abs(xs - x0) <= ZERO_WINDOW
+            # absolute error in units of ulp(1) = 2^(1-p) where that is larger than ulp(t)
+            big = near & (ke < 1 - fm.p)
+            e1 = np.abs(y - ref.approx()) / fm.eps
+            err = np.where(big, e1, err)
+    err = np.where(np.isnan(err), np.inf, err)
+    # true values that round past the largest finite value: the right infinity is exact, and a
+    # finite result is measured in the top binade's ulp (the largest value is about 1/2 ulp off)
+    ok_inf = overflow & np.isinf(y) & (np.sign(y) == np.sign(ref.hi))
+    err = np.where(ok_inf, 0.0, err)
+    err = np.where(~ok_inf & ~np.isfinite(y), np.inf, err)
+    return err
+
+
+def nonfinite(y: np.ndarray, ref: Ref, dtype: str) -> np.ndarray:
+    """Mask of non-finite results where the truth rounds to a finite value of dtype."""
+    fm = FMT[dtype]
+    finite_truth = (ref.hi == 0.0) | (ref.k < fm.emax) | (
+        (ref.k == fm.emax) & (np.abs(ref.hi) < 2.0 - math.ldexp(1.0, -fm.p)))
+    return finite_truth & ~np.isfinite(np.asarray(y, dtype=np.float64))
+
+
+def kink_mask(name: str, xs: np.ndarray) -> np.ndarray:
+    m = np.zeros(xs.shape, bool)
+    for k in KINKS.get(name, ()):
+        m |= xs == k
+    return m
+
+
+# -- the inputs ---------------------------------------------------------------------------------
+
+
+def all_finite(dtype: str) -> np.ndarray:
+    """Every finite value of a 16-bit dtype, as float64 (both zeros once)."""
+    bits = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+    with np.errstate(all="ignore"):
+        v = bits.view(FMT[dtype].np).astype(np.float64)
+    return np.unique(v[np.isfinite(v)])
+
+
+def _neighbours(t: type, pts: list[float], k: int) -> list[float]:
+    out = []
+    with np.errstate(all="ignore"):
+        for p in pts:
+            a = t(p)
+            if not np.isfinite(a):
+                continue
+            lo = hi = a
+            out.append(float(a))
+            for _ in range(k):
+                lo = np.nextafter(lo, t(-np.inf))
+                hi = np.nextafter(hi, t(np.inf))
+                out += [float(lo), float(hi)]
+    return out
+
+
+def special_points(dtype: str) -> list[float]:
+    """Kinks, branch points of kaun's formulas, the thresholds where exp overflows or
+    underflows, the derivative zeros, the ends of the range."""
+    fm = FMT[dtype]
+    big, tiny, eps = fm.big, fm.tiny, fm.eps
+    small = math.ldexp(1.0, fm.emin)
+    pts = [0.0, 1.0, -1.0, 3.0, -3.0, 6.0, -1.5, 2.0, -2.0, 0.5, -0.5, 40.0, -40.0, 1e4, -1e4,
+           8.0, -8.0, 26.0, -26.0, 27.0, -27.0]
+    for c in (1.0, 8.0, 26.0, 27.0):  # erfc's branch points, for gelu's x / sqrt(2)
+        pts += [c * math.sqrt(2.0), -c * math.sqrt(2.0)]
+    for e in (math.log(big), math.log(small), math.log(tiny)):  # exp thresholds
+        for s in (1.0, 0.5, 2.0):
+            pts += [e * s, -e * s]
+    pts += [math.sqrt(big), -math.sqrt(big), big ** (1 / 3), -(big ** (1 / 3)), big, -big,
+            tiny, -tiny, small, -small, eps, -eps, big / 1.0507009873554805,
+            math.sqrt(math.sqrt(big)), -math.sqrt(math.sqrt(big))]
+    for (_, _d), zs in ZEROS.items():
+        pts += list(zs)
+    return _neighbours(fm.np.type, pts, 3)
+
+
+def grid(dtype: str, quick: bool = False) -> np.ndarray:
+    """The inputs for one dtype, sorted, unique, as float64.
+
+    float16/bfloat16: every finite value (quick: every 8th, with the special points).
+    float32/float64: >= 20,000 points (quick: ~2,500): random bit patterns (uniform over the
+    exponents, so subnormal, tiny, normal and huge magnitudes alike), a few values in every
+    binade of both signs, a dense linear grid over [-30, 30], the tails where exp under- and
+    overflows, and every special point with its 3 neighbours on each side.
+    """
+    fm = FMT[dtype]
+    t = fm.np.type
+    sp = np.asarray(special_points(dtype))
+    if fm.p <= 11:
+        v = all_finite(dtype)
+        if quick:
+            v = np.concatenate([v[::8], sp])
+    else:
+        rng = np.random.default_rng(1234 + fm.p)
+        div = 8 if quick else 1
+        ui = np.uint32 if fm.p == 24 else np.uint64
+        nb = 32 if fm.p == 24 else 64
+        bits = rng.integers(0, 2**nb - 1, size=10000 // div, dtype=np.uint64, endpoint=True)
+        with np.errstate(all="ignore"):
+            rnd = bits.astype(ui).view(t).astype(np.float64)
+        binades = np.arange(fm.emin - fm.p + 1, fm.emax + 1)
+        step = 4 if quick else 1
+        mant = np.array([1.0, 1.5, 1.2345678901234567]) if not quick else np.array([1.0, 1.5])
+        logs = np.ldexp(mant[None, :], binades[::step, None]).ravel()
+        logs = np.concatenate([logs, -logs])
+        lin = np.linspace(-30.0, 30.0, 6001 // div)
+        lo_exp = math.log(fm.tiny) - 5.0  # the left tail, down to where exp(x) underflows
+        tails = np.concatenate([np.linspace(lo_exp, -30.0, 3000 // div),
+                                np.linspace(30.0, -lo_exp, 1000 // div)])
+        with np.errstate(all="ignore"):
+            v = np.concatenate([rnd, logs, lin, tails, sp]).astype(t).astype(np.float64)
+    v = v[np.isfinite(v)]
+    return np.unique(v)
+
+
+def cast(xs: np.ndarray, dtype: str) -> np.ndarray:
+    return xs.astype(FMT[dtype].np)

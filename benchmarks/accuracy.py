@@ -1,0 +1,532 @@
+"""Accuracy of kaun.activation against mpmath, beside torch.nn.functional, jax.nn and naive NumPy.
+
+    .venv/bin/python benchmarks/accuracy.py            # everything, writes docs/accuracy.md
+    .venv/bin/python benchmarks/accuracy.py --quick    # a smaller grid (development)
+    .venv/bin/python benchmarks/accuracy.py --functions gelu silu --dtypes float32
+
+For every function (hyper-parameters at their defaults; prelu with alpha = 0.25), every dtype and
+every library, the error in ULPs of the output dtype of the value and of the derivative (kaun's
+via ``A.derivative(f)`` on NumPy and through autodiff on torch and JAX; the peers' through
+autodiff; naive NumPy's from the textbook formula of f'), over every finite float16 and bfloat16
+value and >= 20,000 float32 and float64 values over the whole finite range. The rule is stated in
+``_reference.RULE``. The mpmath reference is cached in benchmarks/.cache/ (a rerun takes a few
+minutes; the first run about ten on two cores).
+
+glu is not measured: it is ``first * sigmoid(second)`` through the same sigmoid formula and one
+multiplication, so its error is that of sigmoid plus half an ulp.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import multiprocessing as mp_
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import _reference as R  # noqa: E402
+
+CACHE = HERE / ".cache"
+DOC = HERE.parent / "docs" / "accuracy.md"
+
+TARGET = R.TARGET
+LIBS = ("kaun/numpy", "kaun/torch", "kaun/jax", "torch", "jax", "numpy-naive")
+KAUN = LIBS[:3]
+
+
+# -- the reference, cached ----------------------------------------------------------------------
+
+
+def _key(xs: np.ndarray) -> str:
+    return hashlib.sha1(xs.tobytes()).hexdigest()[:16]
+
+
+def _work(args: tuple[tuple[str, ...], np.ndarray]) -> dict[str, Any]:
+    names, xs = args
+    out = R.evaluate(names, xs)
+    return {n: [(r.hi, r.lo, r.k) for r in out[n]] for n in names}
+
+
+def references(names: tuple[str, ...], xs: np.ndarray, procs: int
+               ) -> dict[str, tuple[R.Ref, R.Ref]]:
+    """The reference for each function at xs, from the cache or computed (in procs processes)."""
+    CACHE.mkdir(exist_ok=True)
+    key = _key(xs)
+    out: dict[str, tuple[R.Ref, R.Ref]] = {}
+    missing = []
+    for n in names:
+        f = CACHE / f"ref-v{R.REF_VERSION}-{n}-{key}.npz"
+        if f.exists():
+            z = np.load(f)
+            out[n] = (R.Ref(z["vh"], z["vl"], z["vk"]), R.Ref(z["dh"], z["dl"], z["dk"]))
+        else:
+            missing.append(n)
+    if missing:
+        t0 = time.time()
+        chunks = np.array_split(xs, max(1, procs * 8))
+        todo = [(tuple(missing), c) for c in chunks if len(c)]
+        if procs > 1:
+            with mp_.get_context("fork").Pool(procs) as pool:
+                parts = pool.map(_work, todo)
+        else:
+            parts = [_work(t) for t in todo]
+        for n in missing:
+            cols = [np.concatenate([p[n][j][i] for p in parts]) for j in (0, 1) for i in (0, 1, 2)]
+            vh, vl, vk, dh, dl, dk = cols
+            np.savez(CACHE / f"ref-v{R.REF_VERSION}-{n}-{key}.npz",
+                     vh=vh, vl=vl, vk=vk, dh=dh, dl=dl, dk=dk)
+            out[n] = (R.Ref(vh, vl, vk), R.Ref(dh, dl, dk))
+        print(f"  reference: {len(missing)} function(s) x {len(xs)} points in "
+              f"{time.time() - t0:.0f} s", flush=True)
+    return out
+
+
+# -- the libraries ------------------------------------------------------------------------------
+
+_SELU_A = 1.6732632423543772848170429916717
+_SELU_L = 1.0507009873554804934193349852946
+_C = 0.7978845608028654
+
+
+def _naive(name: str) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """Textbook formulas of f and f', in numpy (scipy for erf), in the input dtype."""
+    import scipy.special as ss
+
+    def sig(x: Any) -> Any:
+        return 1 / (1 + np.exp(-x))
+
+    def sp(x: Any) -> Any:
+        return np.log(1 + np.exp(x))
+
+    def gelu_t(x: Any) -> Any:
+        return np.tanh(_C * (x + 0.044715 * x**3))
+
+    f: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+        "relu": (lambda x: np.maximum(x, 0), lambda x: (x > 0) * 1.0),
+        "sigmoid": (sig, lambda x: sig(x) * (1 - sig(x))),
+        "tanh": (np.tanh, lambda x: 1 - np.tanh(x) ** 2),
+        "relu6": (lambda x: np.minimum(np.maximum(x, 0), 6), lambda x: ((x > 0) & (x < 6)) * 1.0),
+        "leaky_relu": (lambda x: np.where(x >= 0, x, 0.01 * x), lambda x: np.where(x > 0, 1, 0.01)),
+        "hard_tanh": (lambda x: np.clip(x, -1, 1), lambda x: ((x > -1) & (x < 1)) * 1.0),
+        "hard_sigmoid": (lambda x: np.clip(x / 6 + 0.5, 0, 1),
+                         lambda x: ((x > -3) & (x < 3)) / 6.0),
+        "prelu": (lambda x: np.where(x >= 0, x, 0.25 * x), lambda x: np.where(x > 0, 1, 0.25)),
+        "elu": (lambda x: np.where(x > 0, x, np.exp(x) - 1),
+                lambda x: np.where(x > 0, 1, np.exp(x))),
+        "selu": (lambda x: _SELU_L * np.where(x > 0, x, _SELU_A * (np.exp(x) - 1)),
+                 lambda x: _SELU_L * np.where(x > 0, 1, _SELU_A * np.exp(x))),
+        "celu": (lambda x: np.where(x > 0, x, np.exp(x) - 1),
+                 lambda x: np.where(x > 0, 1, np.exp(x))),
+        "gelu": (lambda x: 0.5 * x * (1 + ss.erf(x / np.sqrt(2))),
+                 lambda x: 0.5 * (1 + ss.erf(x / np.sqrt(2)))
+                 + x * np.exp(-x * x / 2) / np.sqrt(2 * np.pi)),
+        "gelu_approx": (lambda x: 0.5 * x * (1 + gelu_t(x)),
+                        lambda x: 0.5 * (1 + gelu_t(x)) + 0.5 * x * (1 - gelu_t(x) ** 2)
+                        * _C * (1 + 3 * 0.044715 * x * x)),
+        "silu": (lambda x: x * sig(x), lambda x: sig(x) * (1 + x * (1 - sig(x)))),
+        "hard_silu": (lambda x: x * np.clip(x / 6 + 0.5, 0, 1),
+                      lambda x: np.where(x <= -3, 0, np.where(x >= 3, 1, x / 3 + 0.5))),
+        "mish": (lambda x: x * np.tanh(sp(x)),
+                 lambda x: np.tanh(sp(x)) + x * (1 - np.tanh(sp(x)) ** 2) * sig(x)),
+        "softplus": (sp, sig),
+        "softsign": (lambda x: x / (1 + np.abs(x)), lambda x: 1 / (1 + np.abs(x)) ** 2),
+        "squareplus": (lambda x: 0.5 * (x + np.sqrt(x * x + 4)),
+                       lambda x: 0.5 * (1 + x / np.sqrt(x * x + 4))),
+        "log_sigmoid": (lambda x: -np.log(1 + np.exp(-x)), lambda x: 1 - sig(x)),
+        "sparse_plus": (lambda x: np.where(x <= -1, 0, np.where(x >= 1, x, 0.25 * (x + 1) ** 2)),
+                        lambda x: np.clip(0.5 * (x + 1), 0, 1)),
+        "sparse_sigmoid": (lambda x: np.clip(0.5 * (x + 1), 0, 1),
+                           lambda x: ((x > -1) & (x < 1)) * 0.5),
+    }
+    return f[name]
+
+
+class Libs:
+    """Evaluates f and f' of one function, in one library, on inputs of one dtype."""
+
+    def __init__(self) -> None:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+        import jax.numpy as jnp
+        import ml_dtypes
+        import torch
+        import torch.nn.functional as F
+
+        import kaun.activation as A
+
+        self.A, self.jax, self.jnp, self.torch, self.F = A, jax, jnp, torch, F
+        self.tdt = {"float16": torch.float16, "bfloat16": torch.bfloat16,
+                    "float32": torch.float32, "float64": torch.float64}
+        self.ml = ml_dtypes
+        jn = jax.nn
+        self.jax_fns: dict[str, Callable[[Any], Any]] = {
+            n: getattr(jn, n) for n in (
+                "relu", "sigmoid", "tanh", "relu6", "leaky_relu", "hard_tanh", "hard_sigmoid",
+                "elu", "selu", "celu", "silu", "hard_silu", "mish", "softplus", "squareplus",
+                "log_sigmoid", "sparse_plus", "sparse_sigmoid")
+        }
+        self.jax_fns["gelu"] = lambda x: jn.gelu(x, approximate=False)
+        self.jax_fns["gelu_approx"] = lambda x: jn.gelu(x, approximate=True)
+        self.jax_fns["softsign"] = jn.soft_sign
+        self.torch_fns: dict[str, Callable[[Any], Any]] = {
+            "relu": F.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu6": F.relu6,
+            "leaky_relu": F.leaky_relu, "hard_tanh": F.hardtanh, "hard_sigmoid": F.hardsigmoid,
+            "prelu": lambda x: F.prelu(x, torch.tensor([0.25], dtype=x.dtype)),
+            "elu": F.elu, "selu": F.selu, "celu": F.celu, "gelu": F.gelu,
+            "gelu_approx": lambda x: F.gelu(x, approximate="tanh"), "silu": F.silu,
+            "hard_silu": F.hardswish, "mish": F.mish, "softplus": F.softplus,
+            "softsign": F.softsign, "log_sigmoid": F.logsigmoid,
+        }
+        self._jit: dict[tuple[str, str], Any] = {}
+
+    def kaun_fn(self, name: str) -> Callable[[Any], Any]:
+        fn = getattr(self.A, name)
+        if name == "prelu":
+            return lambda x: fn(x, 0.25)
+        return fn  # type: ignore[no-any-return]
+
+    def run(self, lib: str, name: str, xs: np.ndarray, dtype: str
+            ) -> tuple[np.ndarray, np.ndarray] | None:
+        """(f(x), f'(x)) as float64 arrays, or None where the library lacks the function."""
+        x_np = R.cast(xs, dtype)
+        with np.errstate(all="ignore"):
+            if lib == "numpy-naive":
+                f, d = _naive(name)
+                xw = x_np.astype(np.float32) if dtype == "bfloat16" else x_np
+
+                def rd(y: Any) -> np.ndarray:
+                    y = np.broadcast_to(np.asarray(y), xw.shape)
+                    return y.astype(R.FMT[dtype].np).astype(np.float64)
+
+                return rd(f(xw)), rd(d(xw))
+            if lib == "kaun/numpy":
+                fn = self.kaun_fn(name)
+                y = fn(x_np)
+                if name == "prelu":
+                    dy = self.A.derivative(self.A.prelu)(x_np, 0.25, np.ones_like(x_np))[0]
+                else:
+                    dy = self.A.derivative(getattr(self.A, name))(x_np)
+                return np.asarray(y).astype(np.float64), np.asarray(dy).astype(np.float64)
+        if lib in ("kaun/torch", "torch"):
+            if lib == "torch" and name not in self.torch_fns:
+                return None
+            fn = self.kaun_fn(name) if lib == "kaun/torch" else self.torch_fns[name]
+            t = self.torch
+            xt = t.from_numpy(xs).to(self.tdt[dtype]).requires_grad_(True)
+            y = fn(xt)
+            (g,) = t.autograd.grad(y, xt, t.ones_like(y))
+            return (y.detach().to(t.float64).numpy(), g.detach().to(t.float64).numpy())
+        if lib in ("kaun/jax", "jax"):
+            if lib == "jax" and name not in self.jax_fns:
+                return None
+            key = (lib, name)
+            if key not in self._jit:
+                fn = self.kaun_fn(name) if lib == "kaun/jax" else self.jax_fns[name]
+                jax = self.jax
+
+                def both(x: Any, fn: Any = fn) -> Any:
+                    y, pull = jax.vjp(fn, x)
+                    return y, pull(self.jnp.ones_like(y))[0]
+
+                self._jit[key] = jax.jit(both)
+            y, g = self._jit[key](self.jnp.asarray(x_np))
+            return np.asarray(y).astype(np.float64), np.asarray(g).astype(np.float64)
+        raise ValueError(lib)
+
+
+# -- statistics ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Stat:
+    max: float
+    p999: float
+    at: float  # x of the worst case
+    y: float  # the result there
+    t: float  # the truth there
+    nonfin: int
+    max_normal: float  # max over points whose input and truth are not subnormal (XLA's FTZ)
+    kink: int = 0
+    n: int = 0
+    at_normal: float = float("nan")  # x of the largest error among the `max_normal` points
+
+
+def stat(err: np.ndarray, xs: np.ndarray, y: np.ndarray, ref: R.Ref, dtype: str,
+         keep: np.ndarray) -> Stat:
+    e = err[keep]
+    if e.size == 0:
+        return Stat(0.0, 0.0, float("nan"), float("nan"), float("nan"), 0, 0.0)
+    i = int(np.argmax(e))
+    idx = np.flatnonzero(keep)[i]
+    p = float(np.quantile(e, 0.999, method="higher"))
+    fm = R.FMT[dtype]
+    tv = ref.approx()
+    small = fm.tiny * 2 ** (fm.p - 1)  # the smallest normal
+    sub = ((np.abs(xs) < small) & (xs != 0)) | ((np.abs(tv) < small) & (tv != 0))
+    kn = keep & ~sub
+    mn = err[kn]
+    nf = int(R.nonfinite(y, ref, dtype)[keep].sum())
+    atn = float(xs[np.flatnonzero(kn)[int(np.argmax(mn))]]) if mn.size else float("nan")
+    return Stat(float(e[i]), p, float(xs[idx]), float(y[idx]), float(tv[idx]), nf,
+                float(mn.max()) if mn.size else 0.0, n=int(e.size), at_normal=atn)
+
+
+def measure(names: tuple[str, ...], dtypes: tuple[str, ...], quick: bool, procs: int
+            ) -> dict[tuple[str, str, str], tuple[Stat, Stat] | None]:
+    grids = {d: R.grid(d, quick) for d in dtypes}
+    refs = {}
+    for d in dtypes:
+        print(f"{d}: {len(grids[d])} points", flush=True)
+        refs[d] = references(names, grids[d], procs)
+    libs = Libs()
+    res: dict[tuple[str, str, str], tuple[Stat, Stat] | None] = {}
+    for d in dtypes:
+        xs = grids[d]
+        for n in names:
+            vref, dref = refs[d][n]
+            kinks = R.kink_mask(n, xs)
+            conv = None
+            for lib in LIBS:
+                out = libs.run(lib, n, xs, d)
+                if out is None:
+                    res[(n, d, lib)] = None
+                    continue
+                y, dy = out
+                if conv is None:
+                    conv = dy  # kaun/numpy's derivative: the convention at kinks
+                ev = R.ulp_error(y, vref, d, xs, R.ZEROS.get((n, False), ()))
+                ed = R.ulp_error(dy, dref, d, xs, R.ZEROS.get((n, True), ()))
+                sv = stat(ev, xs, y, vref, d, np.ones(xs.shape, bool))
+                sd = stat(ed, xs, dy, dref, d, ~kinks)
+                sd.kink = int((kinks & (dy != conv)).sum())
+                res[(n, d, lib)] = (sv, sd)
+        print(f"  measured {d}", flush=True)
+    return res
+
+
+NOTES = {  # why kaun misses, where it does (shown only for the misses that the run finds)
+    ("selu", "float32", "kaun/torch"):
+        "kaun's torch backend serves selu with torch's own `F.selu` kernel, whose float32 lambda "
+        "is rounded up: it returns inf for the few inputs in (3.2386e38, max] where the true value "
+        "(and kaun's formula, on NumPy and JAX) is finite.",
+    ("tanh", "float64", "kaun/jax"):
+        "kaun's tanh value is the framework's own tanh, and XLA's float64 tanh is off by more "
+        "than 4 ULP near x = 19 (NumPy's and torch's are not).",
+}
+
+
+# -- the report ---------------------------------------------------------------------------------
+
+
+def fmt(v: float) -> str:
+    if v != v:
+        return "-"
+    if v == float("inf"):
+        return "inf"
+    if v == 0:
+        return "0"
+    if v < 9.95:
+        return f"{v:.2g}" if v >= 0.1 else f"{v:.1g}"
+    if v < 1e4:
+        return f"{v:.0f}"
+    return f"{v:.1e}".replace("e+0", "e").replace("e+", "e")
+
+
+def fx(v: float) -> str:
+    return "-" if v != v else f"{v:.6g}"
+
+
+def misses(res: dict[tuple[str, str, str], tuple[Stat, Stat] | None], names: tuple[str, ...],
+           dtypes: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """(rows of real misses, rows of misses of kaun/jax that vanish without subnormals)."""
+    out, ftz = [], []
+    for n in names:
+        for d in dtypes:
+            tv, td = TARGET[d]
+            for lib in KAUN:
+                r = res.get((n, d, lib))
+                if r is None:
+                    continue
+                sv, sd = r
+                for kind, s, tgt in (("value", sv, tv), ("derivative", sd, td)):
+                    if s.max > tgt or s.nonfin:
+                        row = (f"| {n} | {d} | {lib} | {kind} | {fmt(s.max)} (target {fmt(tgt)}) "
+                               f"| {fx(s.at)} | {fmt(s.max_normal)} | {fx(s.at_normal)} "
+                               f"| {s.nonfin} |")
+                        if lib == "kaun/jax" and s.max_normal <= tgt and not s.nonfin:
+                            ftz.append(row)
+                        else:
+                            out.append(row)
+    return out, ftz
+
+
+def write_doc(res: dict[tuple[str, str, str], tuple[Stat, Stat] | None], names: tuple[str, ...],
+              dtypes: tuple[str, ...], quick: bool, secs: float, cmd: str) -> str:
+    import jax
+    import torch
+
+    L: list[str] = []
+    L.append("# Accuracy of kaun.activation\n")
+    L.append(f"Generated by `{cmd}` in {secs:.0f} s"
+             f"{' (--quick: a smaller grid)' if quick else ''}, on {platform.machine()} "
+             f"with numpy {np.__version__}, torch {torch.__version__}, jax {jax.__version__} "
+             "(x64 enabled). Every figure below comes from that command; the reference is cached "
+             "in benchmarks/.cache/.\n")
+    L.append("Errors are in ULPs of the output dtype, against mpmath. Targets for kaun: value <= 1 "
+             "ULP in float16/bfloat16 and <= 4 in float32/float64; derivative <= 2 and <= 16; no "
+             "non-finite result where the truth is finite.\n")
+    L.append("## How it is measured\n")
+    L.append("- Inputs: every finite float16 and bfloat16 value; for float32 and float64 a grid "
+             "of >= 20,000 values over the whole finite range (random bit patterns, every binade "
+             "of both signs, a dense grid over [-30, 30], the tails down to where exp underflows "
+             "to zero, the kinks, the branch points of kaun's formulas, the exp overflow and "
+             "underflow thresholds, sqrt and cube root of the largest value, with 3 neighbours "
+             "on each side). Point counts: "
+             + ", ".join(f"{d} {res_n}" for d, res_n in _counts(res, names, dtypes)) + ".")
+    L.append("- Libraries: kaun on NumPy (derivative by `A.derivative(f)`), on torch and on JAX "
+             "(derivative through autodiff: `torch.autograd.grad`, `jax.vjp`); "
+             "`torch.nn.functional` and `jax.nn` (autodiff); naive NumPy (the textbook formulas "
+             "of f and f' in the input dtype, scipy's erf for gelu, bfloat16 in float32).")
+    L.append("- Hyper-parameters at their defaults; prelu with alpha = 0.25 (a number for kaun, a "
+             "one-element weight for torch; jax.nn has no prelu). glu is not measured: it is "
+             "`first * sigmoid(second)` through kaun's sigmoid formula and one product, so its "
+             "error is sigmoid's plus half an ulp.")
+    L.append("- Non-default hyper-parameters are not in these tables. One known weak spot there: "
+             "celu's derivative `exp(x / alpha)` carries the rounding of `x / alpha`, amplified "
+             "by `|x / alpha|` (tens of ULP in float32 for alpha < 1 and x near -10).")
+    L.append(R.RULE)
+    L.append("- `max`: the largest error; `p99.9`: its 99.9th percentile; `at x`: the input of "
+             "the largest error; `normal`: the largest error over the points whose input and "
+             "true value are not subnormal (XLA on CPU flushes subnormal inputs and results to "
+             "zero, so JAX is also shown without them).\n")
+    # headline
+    for kind, j in (("value", 0), ("derivative", 1)):
+        L.append(f"## Headline: worst {kind} error (ULP), kaun vs torch vs jax\n")
+        L.append("kaun: the worst of its NumPy, torch and JAX backends. On JAX (kaun on JAX and "
+                 "jax.nn alike) without the points where the input or the true value is "
+                 "subnormal, which XLA on CPU flushes to zero; the figures with them are in the "
+                 "tables below. `-`: the library lacks the function. A non-finite result where "
+                 "the truth is finite shows as inf.\n")
+        hdr = "| function | " + " | ".join(f"{d} kaun | {d} torch | {d} jax" for d in dtypes)
+        L.append(hdr + " |")
+        L.append("|---" * (1 + 3 * len(dtypes)) + "|")
+        for n in names:
+            cells = []
+            for d in dtypes:
+                ks = [(lb, res[(n, d, lb)]) for lb in KAUN]
+                cells.append(fmt(max((r[j].max_normal if lb == "kaun/jax" else r[j].max)
+                                     for lb, r in ks if r is not None)))
+                for lb in ("torch", "jax"):
+                    r = res.get((n, d, lb))
+                    v = "-" if r is None else fmt(r[j].max_normal if lb == "jax" else r[j].max)
+                    cells.append(v)
+            L.append(f"| {n} | " + " | ".join(cells) + " |")
+        L.append("")
+    L.append("## Where kaun misses a target\n")
+    ms, ftz = misses(res, names, dtypes)
+    hdr = ("| function | dtype | backend | what | max ULP | at x | normal | at x (normal) "
+           "| nonfin |\n|---|---|---|---|---|---|---|---|---|")
+    if ms:
+        L.append("Why: see the notes below the table.\n")
+        L.append(hdr)
+        L += ms
+    else:
+        L.append("Nowhere, except JAX's flush of subnormals (below).")
+    L.append("")
+    for (n, d, lb), why in NOTES.items():
+        if any(m.startswith(f"| {n} | {d} | {lb} |") for m in ms):
+            L.append(f"- {n}, {d}, {lb}: {why}")
+    L.append("")
+    if ftz:
+        L.append("### JAX: only where the input or the true value is subnormal\n")
+        L.append("XLA on CPU flushes subnormal inputs and results to zero (FTZ/DAZ), so on JAX a "
+                 "subnormal input reads as 0 and a subnormal result comes out as 0. Without those "
+                 "points (column `normal`) each of these meets its target.\n")
+        L.append(hdr)
+        L += ftz
+    L.append("")
+    L.append("## Every function, dtype and library\n")
+    for n in names:
+        L.append(f"### {n}\n")
+        L.append("| dtype | library | value max | p99.9 | at x | normal | nonfin | deriv max "
+                 "| p99.9 | at x | normal | nonfin | kink |")
+        L.append("|---" * 13 + "|")
+        for d in dtypes:
+            for lb in LIBS:
+                r = res.get((n, d, lb))
+                if r is None:
+                    continue
+                sv, sd = r
+                L.append(f"| {d} | {lb} | {fmt(sv.max)} | {fmt(sv.p999)} | {fx(sv.at)} | "
+                         f"{fmt(sv.max_normal)} | {sv.nonfin} | {fmt(sd.max)} | {fmt(sd.p999)} | "
+                         f"{fx(sd.at)} | {fmt(sd.max_normal)} | {sd.nonfin} | {sd.kink} |")
+        L.append("")
+    return "\n".join(L) + "\n"
+
+
+def _counts(res: Any, names: tuple[str, ...], dtypes: tuple[str, ...]) -> list[tuple[str, int]]:
+    out = []
+    for d in dtypes:
+        r = res.get((names[0], d, "kaun/numpy"))
+        out.append((d, r[0].n if r else 0))
+    return out
+
+
+def console(res: dict[tuple[str, str, str], tuple[Stat, Stat] | None], names: tuple[str, ...],
+            dtypes: tuple[str, ...]) -> None:
+    for n in names:
+        for d in dtypes:
+            cells = []
+            for lb in LIBS:
+                r = res.get((n, d, lb))
+                cells.append(f"{lb}={'-' if r is None else fmt(r[0].max) + '/' + fmt(r[1].max)}")
+            print(f"{n:15s} {d:8s} " + " ".join(cells))
+    ms, ftz = misses(res, names, dtypes)
+    print(f"\n{len(ms)} miss(es) of kaun's targets (and {len(ftz)} on JAX only where the input "
+          "or the truth is subnormal):")
+    for m in ms:
+        print(m)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="a smaller grid (development)")
+    ap.add_argument("--functions", nargs="+", default=list(R.FUNCTIONS), choices=R.FUNCTIONS,
+                    metavar="NAME")
+    ap.add_argument("--dtypes", nargs="+", default=list(R.DTYPES), choices=R.DTYPES)
+    ap.add_argument("--procs", type=int, default=min(2, os.cpu_count() or 1),
+                    help="processes for the mpmath reference (default 2)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="where to write the report (default docs/accuracy.md; a partial run "
+                    "with --quick/--functions/--dtypes writes nothing unless given)")
+    a = ap.parse_args(argv)
+    t0 = time.time()
+    names, dtypes = tuple(a.functions), tuple(a.dtypes)
+    res = measure(names, dtypes, a.quick, a.procs)
+    console(res, names, dtypes)
+    full = not a.quick and names == R.FUNCTIONS and dtypes == R.DTYPES
+    out = a.out if a.out is not None else (DOC if full else None)
+    if out is not None:
+        cmd = ".venv/bin/python benchmarks/accuracy.py" + (" " + " ".join(argv or sys.argv[1:])
+                                                           if (argv or sys.argv[1:]) else "")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(write_doc(res, names, dtypes, a.quick, time.time() - t0, cmd.strip()))
+        print(f"wrote {out}")
+    print(f"{time.time() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
