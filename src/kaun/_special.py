@@ -183,23 +183,29 @@ def erfc(o: Any, w: Array) -> Array:
     return erfc_gauss(o, w)[0]
 
 
-@functools.lru_cache(maxsize=64)
-def split_const(b: float, prec: int) -> tuple[float, float]:
-    """Veltkamp split of a constant in the arithmetic of the working dtype."""
+# Splits of the constants that two_prod_const multiplies by, computed at import (outside any
+# tracer: torch.compile cannot trace NumPy's errstate or an lru_cache), looked up by (b, prec).
+_CONST_SPLITS: dict[tuple[float, int], tuple[float, float]] = {}
+
+
+def register_const(*bs: float) -> None:
+    """Compute the Veltkamp splits of constants in both working precisions, once."""
     import numpy as np
 
-    t = np.float32 if prec == 32 else np.float64
-    bb, s = t(b), t(_SPLIT[prec])
-    with np.errstate(all="ignore"):
-        c = s * bb
-        hi = c - (c - bb)
-    return float(hi), float(bb - hi)
+    for b in bs:
+        for prec, t in ((32, np.float32), (64, np.float64)):
+            bb, s = t(b), t(_SPLIT[prec])
+            with np.errstate(all="ignore"):
+                c = s * bb
+                hi = c - (c - bb)
+            _CONST_SPLITS[(b, prec)] = (float(hi), float(bb - hi))
 
 
 def two_prod_const(o: Any, a: Array, b: float) -> tuple[Array, Array]:
-    """two_prod with a constant b, exactly representable in the working dtype."""
+    """two_prod with a constant b (exactly representable in the working dtype, registered with
+    register_const)."""
     p = a * b
     ah, al = split(o, a)
-    bh, bl = split_const(b, o.prec(a))
+    bh, bl = _CONST_SPLITS[(b, o.prec(a))]
     e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
     return p, e

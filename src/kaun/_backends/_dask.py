@@ -15,11 +15,14 @@ class DaskBackend(GenericBackend):
 
     def elementwise(self, entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
         kw = {n: v for (n, _), v in zip(entry.params, p, strict=True)}
-        return da.map_blocks(entry.fn, x, dtype=x.dtype, meta=x._meta, **kw)
+        return da.map_blocks(  # type: ignore[no-untyped-call]
+            entry.fn, x, dtype=x.dtype, meta=x._meta, **kw
+        )
 
     def derivative(self, entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
         from .. import activation
 
-        d = activation.derivative(entry.fn)
+        fn: Any = entry.fn  # set when the entry is registered
+        d = activation.derivative(fn)
         kw = {n: v for (n, _), v in zip(entry.params, p, strict=True)}
-        return da.map_blocks(d, x, dtype=x.dtype, meta=x._meta, **kw)
+        return da.map_blocks(d, x, dtype=x.dtype, meta=x._meta, **kw)  # type: ignore[no-untyped-call]

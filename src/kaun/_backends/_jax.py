@@ -34,14 +34,14 @@ class JaxOps:
 
     @staticmethod
     def big(x: Any) -> float:
-        return float(jnp.finfo(x.dtype).max)
+        return float(jnp.finfo(x.dtype).max)  # type: ignore[no-untyped-call]
 
     @staticmethod
     def prec(x: Any) -> int:
         return 64 if x.dtype == jnp.float64 else 32
 
 
-O = JaxOps()
+O = JaxOps()  # noqa: E741
 _HALF = (jnp.float16, jnp.bfloat16)
 
 

@@ -1,25 +1,50 @@
-"""PyTorch: one ``torch.autograd.Function`` per activation that saves only its input.
+"""PyTorch: torch's own kernels where they meet our bound, else the shared formulas, evaluated
+with as few fresh allocations as the context allows.
 
-Forward evaluates the value formula (or torch's own kernel where that kernel meets our accuracy
-bound and conventions), backward the derivative formula from the same entry; the backward is
-written in differentiable torch operations, so double backward works. ``setup_context`` and
-``generate_vmap_rule`` make the functions usable under ``torch.func`` and ``torch.compile``.
+Three ways to serve a call, chosen per call by cheap checks (``_eager``/``_needs_grad``):
+
+* **native**: torch's own op, forward and backward, where both meet our accuracy bound and the
+  derivative conventions (relu, relu6, hard_tanh, leaky_relu, elu, selu, celu with alpha 1,
+  softplus with a threshold that is exact for the dtype). Everything (autograd of any order,
+  ``torch.func``, ``torch.compile``) is then torch's own business.
+* **no autograd needed** (the input does not require grad, or grad mode is off; no
+  ``torch.func`` transform and no forward-mode AD level active; not under ``torch.compile``): the
+  value is computed directly, without an ``autograd.Function``. Large arrays are evaluated
+  through ``_T``, which overwrites temporaries in place (see below); torch's own forward kernel
+  is used where it is accurate except in a tail, and the tail is recomputed by the formula.
+* **autograd**: one ``torch.autograd.Function`` per activation that saves only its input;
+  forward as above, backward from the derivative formula (in differentiable torch operations
+  when a graph is being built, so double backward works; in place otherwise).
+  ``setup_context``/``jvp``/``generate_vmap_rule`` make it usable under ``torch.func`` and
+  ``torch.compile`` (which see only plain, out-of-place formula evaluation).
+
+Why in place: on CPU every fresh input-sized tensor costs page faults and zeroing by the kernel;
+at 2^24 float32 elements ``torch.exp(x)`` takes about 3x ``torch.exp(x, out=buf)``.
 """
 
 from __future__ import annotations
 
-import functools
+import sys
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.autograd import forward_ad as _fwd_ad
 
 from ..activation._dispatch import halves
 from ..activation._entry import Entry
 from ._base import Backend
 
+_HALF = (torch.float16, torch.bfloat16)
+
+# Arrays of at least this many elements are evaluated with in-place reuse of temporaries; below
+# it the allocator recycles small blocks cheaply and the wrapper's Python cost would dominate.
+INPLACE_MIN = 1 << 15
+
 
 class TorchOps:
+    """The formula vocabulary on plain tensors (out of place, differentiable, traceable)."""
+
     exp = staticmethod(torch.exp)
     expm1 = staticmethod(torch.expm1)
     log1p = staticmethod(torch.log1p)
@@ -45,63 +70,467 @@ class TorchOps:
         return 64 if x.dtype == torch.float64 else 32
 
 
-O = TorchOps()
-_HALF = (torch.float16, torch.bfloat16)
+O = TorchOps()  # noqa: E741
+
+
+# -- in-place evaluation of a formula --------------------------------------------------------
+
+
+def _rc(a: Any) -> int:
+    return sys.getrefcount(a)
+
+
+class _Probe:
+    """Mirrors the call structure of ``_T`` and ``InplaceOps`` (same depth of frames)."""
+
+    def _b(self, other: Any) -> int:
+        return _rc(self)
+
+    def __mul__(self, other: Any) -> int:
+        return self._b(other)
+
+    def _r(self) -> int:
+        return _rc(self)
+
+    def __rmul__(self, other: Any) -> int:
+        return self._r()
+
+    def __neg__(self) -> int:
+        return self._r()
+
+
+def _probe_free(a: Any) -> int:
+    return _rc(a)
+
+
+def _probe_fn(a: Any) -> int:
+    return _probe_free(a)
+
+
+def _calibrate() -> tuple[int, int, int]:
+    """The reference counts that a temporary (held by nothing but the interpreter's stack) shows
+    inside a binary operator, a reflected or unary one and a function of the ops namespace.
+    (0, 0, 0), no reuse, where a temporary cannot be told from a named value (an interpreter
+    that borrows references) or the paths disagree."""
+    p = _Probe()
+    got = (
+        (_Probe() * 1.0, p * 1.0),
+        (1.0 * _Probe(), 1.0 * p),
+        (-_Probe(), -p),
+        (_probe_fn(_Probe()), _probe_fn(p)),
+    )
+    ok = all(t < n for t, n in got) and got[1][0] == got[2][0]
+    return (got[0][0], got[1][0], got[3][0]) if ok else (0, 0, 0)
+
+
+_RC_BIN, _RC_RBIN, _RC_FN = _calibrate()
+
+
+def _raw(v: Any) -> Any:
+    return v.t if type(v) is _T else v
+
+
+def _fits(a: Any, b: Any) -> bool:
+    """Whether ``a OP b`` (b a tensor or a Python number) has a's shape and dtype."""
+    if not isinstance(b, torch.Tensor):
+        return isinstance(b, (int, float))
+    return bool(b.dtype == a.dtype) and bool(
+        b.shape == a.shape
+        or torch.broadcast_shapes(a.shape, b.shape) == a.shape  # type: ignore[no-untyped-call]
+    )
+
+
+class _T:
+    """A tensor inside a formula that is evaluated eagerly with autograd off.
+
+    ``own`` marks temporaries created here. An owned temporary whose reference count shows that
+    only the interpreter's stack holds it (the result of a subexpression, not a named value) is
+    overwritten by the next operation, which gives the same bits as the out-of-place operation
+    (torch's own ``c / t`` is ``t.reciprocal() * c``, ``c - t`` is ``-t + c``, exactly).
+    """
+
+    __slots__ = ("t", "own")
+
+    def __init__(self, t: Any, own: bool) -> None:
+        self.t = t
+        self.own = own
+
+    @property
+    def dtype(self) -> Any:
+        return self.t.dtype
+
+    def _bin(self, op: Any, other: Any) -> _T:
+        o = _raw(other)
+        if self.own and _rc(self) <= _RC_BIN and _fits(self.t, o):
+            return _T(op(self.t, o, out=self.t), True)
+        if (
+            type(other) is _T and other.own and _rc(other) <= _RC_BIN
+            and _fits(other.t, self.t)
+        ):
+            return _T(op(self.t, o, out=other.t), True)
+        return _T(op(self.t, o), True)
+
+    def __add__(self, other: Any) -> _T:
+        return self._bin(torch.add, other)
+
+    def __sub__(self, other: Any) -> _T:
+        return self._bin(torch.sub, other)
+
+    def __mul__(self, other: Any) -> _T:
+        return self._bin(torch.mul, other)
+
+    def __truediv__(self, other: Any) -> _T:
+        return self._bin(torch.div, other)
+
+    def _reuse(self) -> bool:
+        return self.own and _rc(self) <= _RC_RBIN
+
+    def __radd__(self, other: Any) -> _T:
+        if self._reuse() and isinstance(other, (int, float)):
+            return _T(self.t.add_(other), True)
+        return _T(other + self.t, True)
+
+    def __rmul__(self, other: Any) -> _T:
+        if self._reuse() and isinstance(other, (int, float)):
+            return _T(self.t.mul_(other), True)
+        return _T(other * self.t, True)
+
+    def __rsub__(self, other: Any) -> _T:
+        if self._reuse() and isinstance(other, (int, float)):
+            return _T(self.t.neg_().add_(other), True)
+        return _T(other - self.t, True)
+
+    def __rtruediv__(self, other: Any) -> _T:
+        if self._reuse() and isinstance(other, (int, float)):
+            t = self.t.reciprocal_()
+            return _T(t if other == 1 else t.mul_(other), True)
+        return _T(other / self.t, True)
+
+    def __neg__(self) -> _T:
+        if self._reuse():
+            return _T(self.t.neg_(), True)
+        return _T(-self.t, True)
+
+    def __lt__(self, other: Any) -> Any:
+        return self.t < _raw(other)
+
+    def __le__(self, other: Any) -> Any:
+        return self.t <= _raw(other)
+
+    def __gt__(self, other: Any) -> Any:
+        return self.t > _raw(other)
+
+    def __ge__(self, other: Any) -> Any:
+        return self.t >= _raw(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _free(a: Any) -> bool:
+    return type(a) is _T and a.own and _rc(a) <= _RC_FN
+
+
+def _same(r: Any, c: Any, other: Any) -> bool:
+    """Whether where(c, r, other) has r's shape and dtype."""
+    if r.shape != c.shape:
+        return False
+    if isinstance(other, torch.Tensor):
+        return bool(other.dtype == r.dtype and other.shape == r.shape)
+    return isinstance(other, (int, float))
+
+
+def _unary(name: str) -> Any:
+    op = getattr(torch, name)
+    inplace = getattr(torch, name + "_")
+
+    def f(a: Any) -> _T:
+        if _free(a):
+            return _T(inplace(a.t), True)
+        return _T(op(a.t), True)
+
+    return staticmethod(f)
+
+
+class InplaceOps(TorchOps):
+    """The formula vocabulary on ``_T``: out of place for named values, in place for temporaries.
+    Only for eager evaluation with autograd off."""
+
+    exp = _unary("exp")
+    expm1 = _unary("expm1")
+    log1p = _unary("log1p")
+    tanh = _unary("tanh")
+    sqrt = _unary("sqrt")
+    abs = _unary("abs")
+
+    @staticmethod
+    def clip(x: Any, lo: Any, hi: Any) -> _T:
+        if _free(x):
+            return _T(x.t.clamp_(lo, hi), True)
+        return _T(torch.clamp(x.t, lo, hi), True)
+
+    @staticmethod
+    def where(c: Any, a: Any, b: Any) -> _T:  # type: ignore[override]
+        c, ra, rb = _raw(c), _raw(a), _raw(b)
+        if _free(a) and _same(ra, c, rb):
+            if isinstance(rb, torch.Tensor):
+                return _T(torch.where(c, ra, rb, out=ra), True)
+            return _T(ra.masked_fill_(c.logical_not(), rb), True)
+        if _free(b) and _same(rb, c, ra):
+            if isinstance(ra, torch.Tensor):
+                return _T(torch.where(c, ra, rb, out=rb), True)
+            return _T(rb.masked_fill_(c, ra), True)
+        return _T(torch.where(c, ra, rb), True)
+
+    @staticmethod
+    def mask(c: Any, like: Any) -> _T:
+        return _T(_raw(c).to(like.dtype), True)
+
+
+IO = InplaceOps()
+
+
+def _unwrap(v: Any) -> Any:
+    if type(v) is _T:
+        return v.t
+    if isinstance(v, tuple):
+        return tuple(_unwrap(u) for u in v)
+    return v
+
+
+def _wrapped(f: Any, x: Any, args: tuple[Any, ...]) -> Any:
+    """f(IO, x, *args) on float32/float64 x, with tensor args wrapped as named (not owned)."""
+    return _unwrap(f(IO, _T(x, False), *(_T(a, False) if isinstance(a, torch.Tensor) else a
+                                          for a in args)))
+
+
+# -- evaluation helpers ------------------------------------------------------------------------
+
+
+def _eager() -> bool:
+    """No tracer, no torch.func transform, no forward-mode AD: Python control flow on values and
+    in-place work on temporaries are safe."""
+    return not (
+        torch.compiler.is_compiling()
+        or torch._C._are_functorch_transforms_active()
+        or _fwd_ad._current_level >= 0
+    )
 
 
 def _work(f: Any, x: Any, *args: Any) -> Any:
+    """f(O, x, *args) in the working dtype (float32 for half), rounded once to x's dtype."""
     if x.dtype in _HALF:
         return f(O, x.float(), *args).to(x.dtype)
     return f(O, x, *args)
 
 
-def _scaled(g: Any, d: Any) -> Any:
-    """g * d, with d computed in float32 for half precision and rounded once."""
+def _work_fast(f: Any, x: Any, *args: Any) -> Any:
+    """``_work`` for eager evaluation with autograd off: temporaries overwritten in place."""
+    if x.numel() < INPLACE_MIN or not _RC_BIN:
+        return _work(f, x, *args)
+    if x.dtype in _HALF:
+        args = tuple(a.float() if isinstance(a, torch.Tensor) else a for a in args)
+        y = _wrapped(f, x.float(), args)
+        return tuple(v.to(x.dtype) for v in y) if isinstance(y, tuple) else y.to(x.dtype)
+    return _wrapped(f, x, args)
+
+
+def _scaled(g: Any, d: Any, x: Any = None) -> Any:
+    """g * d, with d computed in float32 for half precision and rounded once; written into d
+    when x (the saved input) is given and d is a temporary of g's shape, not sharing x's memory."""
+    inplace = (
+        x is not None and d.shape == g.shape
+        and d.untyped_storage().data_ptr() != x.untyped_storage().data_ptr()
+    )
     if g.dtype in _HALF:
+        if inplace:
+            return d.mul_(g).to(g.dtype)
         return (g.float() * d).to(g.dtype)
-    return g * d
+    return d.mul_(g) if inplace else g * d
 
 
 def _dwork(f: Any, x: Any, *args: Any) -> Any:
     return f(O, x.float(), *args) if x.dtype in _HALF else f(O, x, *args)
 
 
-# Forward kernels of torch's own that are exact (clamps, selections) or within our bound, with
-# the derivative convention of ours at the kinks. Backward still runs our derivative formula.
-_NATIVE: dict[str, Any] = {
-    "relu": torch.relu,
-    "relu6": F.relu6,
-    "hard_tanh": F.hardtanh,
+def _dwork_fast(f: Any, x: Any, *args: Any) -> Any:
+    """The derivative in the working dtype (not rounded), for a backward without a graph."""
+    if x.numel() < INPLACE_MIN or not _RC_BIN:
+        return _dwork(f, x, *args)
+    if x.dtype in _HALF:
+        x = x.float()
+        args = tuple(a.float() if isinstance(a, torch.Tensor) else a for a in args)
+    return _wrapped(f, x, args)
+
+
+def _no_graph() -> bool:
+    """In a backward: no graph is being built (create_graph=False) and eager."""
+    return not torch.is_grad_enabled() and _eager()
+
+
+# -- torch's own kernels -----------------------------------------------------------------------
+
+
+def _softplus(x: Any) -> Any:
+    # torch returns x past the threshold: log1p(exp(-t)) must be below half an ulp of t there.
+    return F.softplus(x, 1.0, 40.0 if x.dtype == torch.float64 else 20.0)
+
+
+# Forward and backward both torch's: exact (clamps, selections) or within our bound, with our
+# derivative conventions at the kinks. A value of None means: not for these parameters.
+_FULL: dict[str, Any] = {
+    "relu": lambda x: torch.relu(x),
+    "relu6": lambda x: F.relu6(x),
+    "hard_tanh": lambda x: F.hardtanh(x),
     "leaky_relu": lambda x, s: F.leaky_relu(x, s),
-    "tanh": torch.tanh,
+    "prelu": lambda x, s: F.leaky_relu(x, s),  # prelu with a number: leaky_relu's math
+    "elu": lambda x, a: F.elu(x, a),
+    "selu": lambda x: F.selu(x),
+    # torch's celu backward is exp(x * (1/alpha)): the rounded 1/alpha costs |x/alpha| ulp.
+    "celu": lambda x, a: F.elu(x) if a == 1.0 else None,
+    "softplus": _softplus,
+}
+
+# Forward kernels of torch's that meet our bound, with our backward. (lo, hi): the formula is
+# used instead where x < lo or x > hi, per working precision (torch's kernel underflows there).
+_FWD: dict[str, tuple[Any, dict[int, tuple[float, float]] | None]] = {
+    "tanh": (torch.tanh, None),
+    "celu": (lambda x, a: F.celu(x, a), None),
+    "sigmoid": (torch.sigmoid, {32: (-80.0, float("inf")), 64: (-700.0, float("inf"))}),
+    "silu": (F.silu, {32: (-80.0, float("inf")), 64: (-700.0, float("inf"))}),
+    "mish": (F.mish, {32: (-15.0, float("inf")), 64: (-30.0, float("inf"))}),
+    # torch's gelu is 1 + erf(x / sqrt 2), and its tanh form 1 + tanh(u): they cancel for x < 0
+    # (2e3 ulp at -3). Within 3 ulp on [-1, 1e30] in float32; not used in float64.
+    "gelu": (F.gelu, {32: (-1.0, 1e30)}),
+    "gelu_approx": (lambda x: F.gelu(x, approximate="tanh"), {32: (-1.0, 1e30)}),
+    "log_sigmoid": (lambda x: _softplus(-x).neg_(), None),
 }
 
 
-@functools.cache
-def _function(entry: Entry) -> Any:
+def _sig_neg(x: Any) -> Any:
+    return torch.neg(x).sigmoid_()
+
+
+def _sig_both(x: Any) -> Any:
+    return torch.sigmoid(x).mul_(_sig_neg(x))
+
+
+# Derivatives from torch's kernels, for a backward that builds no graph, and where the formula
+# is used instead (x < lo or x > hi: torch's sigmoid underflows there). sigmoid(x) sigmoid(-x)
+# is within 1.9 ulp on [-80, 80] in float32 (the formula: 2.7).
+_BWD: dict[str, tuple[Any, dict[int, tuple[float, float]]]] = {
+    "sigmoid": (_sig_both, {32: (-80.0, 80.0), 64: (-700.0, 700.0)}),
+    "log_sigmoid": (_sig_neg, {32: (-float("inf"), 80.0), 64: (-float("inf"), 700.0)}),
+}
+
+
+def _native_deriv(entry: Entry, x: Any, p: tuple[Any, ...]) -> Any:
+    """The derivative in the working dtype, for a backward without a graph."""
+    bwd = _BWD.get(entry.name)
+    if bwd is None:
+        return _dwork_fast(entry.deriv, x, *p)
+    native, tails = bwd
+    xw = x.float() if x.dtype in _HALF else x
+    d = native(xw)
+    lo, hi = tails[64 if x.dtype == torch.float64 else 32]
+    m = (xw < lo) | (xw > hi)
+    if bool(m.any()):
+        d[m] = entry.deriv(O, xw[m], *p)
+    return d
+
+
+def _forward(entry: Entry, fwd: Any, x: Any, p: tuple[Any, ...], eager: bool) -> Any:
+    """The value, with autograd off (plain path or inside Function.forward)."""
+    if fwd is None or not eager:
+        return _work_fast(entry.value, x, *p) if eager else _work(entry.value, x, *p)
+    native, tails = fwd
+    prec = 64 if x.dtype == torch.float64 else 32
+    if tails is not None and prec not in tails:
+        return _work_fast(entry.value, x, *p)
+    y = native(x, *p)
+    if tails is not None:
+        lo, hi = tails[prec]
+        m = x < lo if hi == float("inf") else (x < lo) | (x > hi)
+        if bool(m.any()):
+            y[m] = _work(entry.value, x[m], *p)
+    return y
+
+
+def _eager_deriv(name: str, x: Any, p: tuple[Any, ...]) -> Any:
+    return _native_deriv(_BY_NAME[name].entry, x, p)
+
+
+def _eager_forward(name: str, x: Any, p: tuple[Any, ...]) -> Any:
+    k = _BY_NAME[name]
+    return _forward(k.entry, k.fwd, x, p, True)
+
+
+class _Kernel:
+    """What serves one elementwise entry on torch."""
+
+    def __init__(self, entry: Entry) -> None:
+        self.entry = entry
+        self.full = _FULL.get(entry.name)
+        self.fwd = _FWD.get(entry.name)
+        self.fn, self.fnc = _make_function(entry, self.fwd)
+
+    def __call__(self, x: Any, p: tuple[Any, ...]) -> Any:
+        if self.full is not None:
+            y = self.full(x, *p)
+            if y is not None:
+                return y
+        if torch.compiler.is_compiling():
+            return self.fnc.apply(x, *p)
+        if not (x.requires_grad and torch.is_grad_enabled()) and _eager():
+            return _forward(self.entry, self.fwd, x, p, True)
+        return self.fn.apply(x, *p)
+
+
+def _make_function(entry: Entry, fwd: Any) -> Any:
     value, deriv = entry.value, entry.deriv
-    native = _NATIVE.get(entry.name)
 
-    class Fn(torch.autograd.Function):
+    # A fixed arity: dynamo (torch 2.13) cannot trace a ``forward(x, *p)``.
+    # The closures hold only functions and strings: dynamo cannot wrap an Entry.
+    name = entry.name
+    def forward0(x: Any) -> Any:
+        if _eager():
+            return _eager_forward(name, x, ())
+        return _work(value, x)
+
+    def forward1(x: Any, a: Any) -> Any:
+        if _eager():
+            return _eager_forward(name, x, (a,))
+        return _work(value, x, a)
+
+    def forward2(x: Any, a: Any, b: Any) -> Any:
+        if _eager():
+            return _eager_forward(name, x, (a, b))
+        return _work(value, x, a, b)
+
+    class FnC(torch.autograd.Function):
+        """Without a jvp rule: dynamo cannot trace a Function that has one."""
+
         generate_vmap_rule = True
-
-        @staticmethod
-        def forward(x: Any, *p: Any) -> Any:  # type: ignore[override]
-            if native is not None:
-                return native(x, *p)
-            return _work(value, x, *p)
+        forward = staticmethod((forward0, forward1, forward2)[len(entry.params)])
 
         @staticmethod
         def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
             x, *p = inputs
             ctx.p = p
             ctx.save_for_backward(x)
-            ctx.save_for_forward(x)
 
         @staticmethod
-        def backward(ctx: Any, g: Any) -> Any:  # type: ignore[override]
+        def backward(ctx: Any, g: Any) -> Any:
             (x,) = ctx.saved_tensors
-            return (_scaled(g, _dwork(deriv, x, *ctx.p)), *([None] * len(ctx.p)))
+            none = (None,) * len(ctx.p)
+            if _no_graph():
+                return (_scaled(g, _eager_deriv(name, x, ctx.p), x), *none)
+            return (_scaled(g, _dwork(deriv, x, *ctx.p)), *none)
+
+    class Fn(FnC):
+        @staticmethod
+        def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+            FnC.setup_context(ctx, inputs, output)
+            ctx.save_for_forward(inputs[0])
 
         @staticmethod
         def jvp(ctx: Any, tx: Any, *_: Any) -> Any:
@@ -109,7 +538,8 @@ def _function(entry: Entry) -> Any:
             return _scaled(tx, _dwork(deriv, x, *ctx.p))
 
     Fn.__name__ = Fn.__qualname__ = f"kaun_{entry.name}"
-    return Fn
+    FnC.__name__ = FnC.__qualname__ = f"kaun_{entry.name}_compiled"
+    return Fn, FnC
 
 
 def _sum_to(g: Any, shape: tuple[int, ...]) -> Any:
@@ -121,27 +551,36 @@ def _sum_to(g: Any, shape: tuple[int, ...]) -> Any:
     return g.sum(dim=axes, keepdim=True) if axes else g
 
 
-@functools.cache
 def _prelu_function(entry: Entry) -> Any:
     value, deriv = entry.value, entry.deriv
 
-    class Fn(torch.autograd.Function):
+    def fwd(x: Any, alpha: Any) -> Any:
+        if _eager():
+            return _work_fast(value, x, alpha)
+        return _work(value, x, alpha.float() if x.dtype in _HALF else alpha)
+
+    class FnC(torch.autograd.Function):
         generate_vmap_rule = True
 
         @staticmethod
-        def forward(x: Any, alpha: Any) -> Any:  # type: ignore[override]
-            return _work(value, x, alpha.float() if x.dtype in _HALF else alpha)
+        def forward(x: Any, alpha: Any) -> Any:
+            return fwd(x, alpha)
 
         @staticmethod
         def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
             ctx.save_for_backward(*inputs)
-            ctx.save_for_forward(*inputs)
 
         @staticmethod
-        def backward(ctx: Any, g: Any) -> Any:  # type: ignore[override]
+        def backward(ctx: Any, g: Any) -> Any:
             x, alpha = ctx.saved_tensors
             dx, da = _dwork(deriv, x, alpha.float() if x.dtype in _HALF else alpha)
             return _scaled(g, dx), _sum_to(_scaled(g, da), tuple(alpha.shape))
+
+    class Fn(FnC):
+        @staticmethod
+        def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+            ctx.save_for_backward(*inputs)
+            ctx.save_for_forward(*inputs)
 
         @staticmethod
         def jvp(ctx: Any, tx: Any, ta: Any) -> Any:
@@ -150,31 +589,45 @@ def _prelu_function(entry: Entry) -> Any:
             out = _scaled(tx, dx)
             return out if ta is None else out + _scaled(ta, da)
 
-    return Fn
+    return _Pair(Fn, FnC, fwd)
 
 
-@functools.cache
 def _glu_function(entry: Entry) -> Any:
     value, deriv = entry.value, entry.deriv
 
-    class Fn(torch.autograd.Function):
+    def fwd(x: Any, ax: int) -> Any:
+        a, b = halves(x, ax)
+        if _eager():
+            return _work_fast(value, a, b)
+        return _work(value, a, b.float() if a.dtype in _HALF else b)
+
+    class FnC(torch.autograd.Function):
         generate_vmap_rule = True
 
         @staticmethod
-        def forward(x: Any, ax: int) -> Any:  # type: ignore[override]
-            return _work(lambda o, x: value(o, *halves(x, ax)), x)
+        def forward(x: Any, ax: int) -> Any:
+            return fwd(x, ax)
 
         @staticmethod
         def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
             x, ctx.ax = inputs
             ctx.save_for_backward(x)
-            ctx.save_for_forward(x)
 
         @staticmethod
-        def backward(ctx: Any, g: Any) -> Any:  # type: ignore[override]
+        def backward(ctx: Any, g: Any) -> Any:
             (x,) = ctx.saved_tensors
+            if _no_graph():
+                a, b = halves(x, ctx.ax)
+                da, db = _dwork_fast(deriv, a, b)
+                return torch.cat([_scaled(g, da, x), _scaled(g, db, x)], dim=ctx.ax), None
             da, db = _dwork(lambda o, x: deriv(o, *halves(x, ctx.ax)), x)
             return torch.cat([_scaled(g, da), _scaled(g, db)], dim=ctx.ax), None
+
+    class Fn(FnC):
+        @staticmethod
+        def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+            FnC.setup_context(ctx, inputs, output)
+            ctx.save_for_forward(inputs[0])
 
         @staticmethod
         def jvp(ctx: Any, tx: Any, _: Any) -> Any:
@@ -183,7 +636,43 @@ def _glu_function(entry: Entry) -> Any:
             ta, tb = halves(tx, ctx.ax)
             return _scaled(ta, da) + _scaled(tb, db)
 
-    return Fn
+    return _Pair(Fn, FnC, fwd)
+
+
+class _Pair:
+    """The autograd.Function for eager use, the one for torch.compile, the no-grad forward."""
+
+    def __init__(self, fn: Any, fnc: Any, fwd: Any) -> None:
+        self.fn, self.fnc, self.fwd = fn, fnc, fwd
+
+    def apply(self, *args: Any) -> Any:
+        if torch.compiler.is_compiling():
+            return self.fnc.apply(*args)
+        return self.fn.apply(*args)
+
+
+# Built once at import for every entry, so that torch.compile finds plain dict look-ups (it
+# cannot trace the creation of a class, nor should it trace a cache).
+def _build() -> dict[Entry, Any]:
+    from ..activation._defs import ENTRIES, PRELU_SCALAR
+
+    table: dict[Entry, Any] = {}
+    for e in (*ENTRIES.values(), PRELU_SCALAR):
+        if e.kind == "prelu":
+            table[e] = _prelu_function(e)
+        elif e.kind == "glu":
+            table[e] = _glu_function(e)
+        else:
+            table[e] = _Kernel(e)
+    return table
+
+
+_TABLE = _build()
+_BY_NAME = {e.name: k for e, k in _TABLE.items() if isinstance(k, _Kernel) and e.kind != "prelu"}
+
+
+def _plain(x: Any) -> bool:
+    return not (x.requires_grad and torch.is_grad_enabled()) and _eager()
 
 
 class TorchBackend(Backend):
@@ -197,13 +686,21 @@ class TorchBackend(Backend):
     def elementwise(self, entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
         if entry.ints and not x.is_floating_point():
             return torch.relu(x)
-        return _function(entry).apply(x, *p)
+        return _TABLE[entry](x, p)
 
     def derivative(self, entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
+        if _plain(x):
+            return _work_fast(entry.deriv, x, *p)
         return _work(entry.deriv, x, *p)
 
     def prelu(self, entry: Entry, x: Any, alpha: Any) -> Any:
-        return _prelu_function(entry).apply(x, alpha)
+        fn = _TABLE[entry]
+        if _plain(x) and not (alpha.requires_grad and torch.is_grad_enabled()):
+            return fn.fwd(x, alpha)
+        return fn.apply(x, alpha)
 
     def glu(self, entry: Entry, x: Any, ax: int) -> Any:
-        return _glu_function(entry).apply(x, ax)
+        fn = _TABLE[entry]
+        if _plain(x):
+            return fn.fwd(x, ax)
+        return fn.apply(x, ax)

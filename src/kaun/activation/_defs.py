@@ -450,6 +450,7 @@ _GELU_C = {
     p: (float(h), float(_INV_SQRT2 - Decimal(float(h))))
     for p, h in ((32, float.fromhex("0x1.6a09e6p-1")), (64, float(_INV_SQRT2)))
 }
+sp.register_const(*(h for h, _ in _GELU_C.values()))
 
 
 def _gelu_parts(o: Any, x: Array) -> tuple[Array, Array, Array, Array]:
@@ -512,6 +513,7 @@ def _split_dec(d: Decimal, prec: int) -> tuple[float, float]:
 # 2 sqrt(2/pi) and 0.044715, each as hi + lo per working precision
 _GA_C2 = Decimal("1.595769121605730711759784239737527473903")
 _GA_CONST = {p: (_split_dec(_GA_C2, p), _split_dec(Decimal("0.044715"), p)) for p in (32, 64)}
+sp.register_const(*(c[0] for pair in _GA_CONST.values() for c in pair))
 
 
 def _gelu_approx_v(o: Any, x: Array) -> tuple[Array, Array, Array, Array]:
