@@ -9,6 +9,9 @@ torch's own kernel serves. NumPy and JAX must equal their plain evaluation of th
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Any
 
 import jax
@@ -225,6 +228,50 @@ def test_torch_inference_mode() -> None:
         x = torch.randn(KT.INPLACE_MIN)
         for name in ("gelu", "sigmoid", "elu"):
             assert _bitwise(getattr(A, name)(x), getattr(A, name)(x.clone()))
+
+
+DTENSOR_FAST_PATHS = """
+import torch, torch.distributed as dist
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.tensor import DTensor, Shard, distribute_tensor
+import kaun.activation as A
+from kaun._backends import _torch as KT
+dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+try:
+    mesh = init_device_mesh("cpu", (1,))
+    n = KT.INPLACE_MIN * 2
+    plain = torch.cat([torch.linspace(-120, 120, n - 2), torch.tensor([-740.0, 90.0])])
+    for dt in (torch.float32, torch.float64, torch.bfloat16):
+        p = plain.to(dt)
+        for name in ("sigmoid", "log_sigmoid", "silu", "mish", "gelu", "gelu_approx", "tanh",
+                     "squareplus", "softsign"):
+            f = getattr(A, name)
+            x = distribute_tensor(p, mesh, [Shard(0)]).requires_grad_()
+            y = f(x)
+            assert isinstance(y, DTensor), name
+            (gx,) = torch.autograd.grad(y, x, torch.ones_like(y))
+            pr = p.clone().requires_grad_()
+            (gp,) = torch.autograd.grad(f(pr), pr, torch.ones_like(pr))
+            assert torch.equal(y.full_tensor(), f(p)), (name, dt)
+            assert torch.allclose(gx.full_tensor().double(), gp.double(), rtol=1e-5,
+                                  atol=0, equal_nan=True), (name, dt)
+            with torch.no_grad():
+                assert torch.equal(f(x).full_tensor(), f(p)), (name, dt)
+    print("ok")
+finally:
+    dist.destroy_process_group()
+"""
+
+
+def test_torch_subclass_takes_the_plain_paths() -> None:
+    """A tensor subclass (DTensor: no storage of its own, no boolean indexing) skips the
+    in-place, storage and masked-tail fast paths, on arrays large enough to take them, and gets
+    the same values as a plain tensor (gradients: torch's kernels against the formula, close)."""
+    r = subprocess.run([sys.executable, "-W", "error", "-c", DTENSOR_FAST_PATHS],
+                       capture_output=True, text=True, check=False,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip() == "ok"
 
 
 # -- NumPy and JAX ----------------------------------------------------------------------------

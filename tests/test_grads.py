@@ -202,6 +202,8 @@ def test_torch_func_transforms(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ELEMENTWISE + ["prelu", "glu"])
+# dynamo builds an autograd.Function of its own under a DeprecationWarning (torch 2.13)
+@pytest.mark.filterwarnings("ignore:.*should not be instantiated:DeprecationWarning")
 def test_torch_compile_fullgraph(name: str) -> None:
     torch._dynamo.reset()
     x = torch.tensor(POINTS[:12], dtype=torch.float32).reshape(3, 4).requires_grad_()

@@ -17,7 +17,6 @@ product that feeds ``two_sum`` or ``exp`` while its error term is used elsewhere
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any
 

@@ -175,7 +175,7 @@ def evaluate(
 
 def _glu_ones(x: Any, params: dict[str, float | int]) -> Any:
     """A cotangent of ones shaped like ``glu(x)``."""
-    y = A.glu(x, **params)
+    y = A.glu(x, axis=int(params.get("axis", -1)))
     return y * 0 + 1
 
 

@@ -47,6 +47,16 @@ _LIGHT = frozenset({"relu", "tanh", "relu6", "hard_tanh", "leaky_relu", "prelu",
                     "celu", "hard_sigmoid", "sparse_sigmoid"})
 
 
+def _same_kind(x: Any, y: Any) -> Any:
+    """A NumPy scalar for a NumPy scalar, an ndarray for an ndarray (ufuncs turn 0-d arrays into
+    scalars)."""
+    if isinstance(y, tuple):
+        return tuple(_same_kind(x, v) for v in y)
+    if isinstance(x, np.generic):
+        return y[()] if isinstance(y, np.ndarray) else y
+    return y if isinstance(y, np.ndarray) else np.asarray(y)
+
+
 class NumpyBackend(Backend):
     name = "numpy"
     o = NumpyOps()
@@ -54,7 +64,7 @@ class NumpyBackend(Backend):
 
     def work(self, f: Any, x: Any, *args: Any) -> Any:
         with np.errstate(all="ignore"):
-            return super().work(f, x, *args)
+            return _same_kind(x, super().work(f, x, *args))
 
     def elementwise(self, entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
         if x.size >= 2 * CHUNK and x.flags.c_contiguous and entry.name not in _LIGHT:
@@ -88,7 +98,13 @@ class PythonBackend(NumpyBackend):
     converts = True
 
     def convert(self, entry: Entry, x: Any) -> Any:
-        a = np.asarray(x)
+        try:
+            a = np.asarray(x)
+        except ValueError as e:  # a ragged nested list
+            raise TypeError(
+                f"{entry.qualname}: x must be an array or a real number (or a nested list of "
+                f"them), got a ragged nested list"
+            ) from e
         if a.dtype.kind in "iu" and not entry.ints:
             a = a.astype(np.float64)
         elif a.dtype.kind not in "biufc":

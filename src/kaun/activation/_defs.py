@@ -14,6 +14,7 @@ The sections follow the spec: standard, exponential, smooth, gating, sparse.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from decimal import Decimal, getcontext
 from typing import Any, TypeVar
 
@@ -27,10 +28,15 @@ Array = Any
 ENTRIES: dict[str, Entry] = {}
 
 
-def _register(entry: Entry) -> Any:
-    def deco(fn: Any) -> Any:
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _register(entry: Entry) -> Callable[[F], F]:
+    """Record a public function as the face of its entry (and the entry on the function)."""
+
+    def deco(fn: F) -> F:
         entry.fn = fn
-        fn._kaun_entry = entry
+        fn._kaun_entry = entry  # type: ignore[attr-defined]
         ENTRIES[entry.name] = entry
         return fn
 
@@ -176,6 +182,8 @@ def relu6(x: ArrayT, /) -> ArrayT:
 
 
 def _leaky_relu(o: Any, x: Array, negative_slope: float) -> Array:
+    if negative_slope == 0.0:  # relu: 0 * -inf must give 0
+        return o.where(x > 0.0, x, 0.0 * _fin(o, x))
     return o.where(x > 0.0, x, negative_slope * x)
 
 
@@ -246,6 +254,8 @@ def _hard_sigmoid(o: Any, x: Array, alpha: float, beta: float) -> Array:
     # (x + beta/alpha) alpha: x + 3 is exact near -3, so the result keeps its relative precision
     # where it approaches 0 (x alpha + beta cancels there)
     hb = _hs_bounds(alpha, beta)
+    if alpha == 0.0:  # a constant, also at +-inf
+        return o.clip(0.0 * _fin(o, x) + beta, 0.0, 1.0)
     u = x * alpha + beta if hb is None else (x + hb[0]) * alpha
     return o.clip(u, 0.0, 1.0)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from ._defs import ENTRIES, PRELU_SCALAR
-from ._dispatch import backend_of, halves, prepare
+from ._dispatch import backend_of, check_float32_range, halves, prepare
 from ._entry import Entry
 from ._params import axis as check_axis
 from ._params import hyper
@@ -50,6 +52,7 @@ def derivative(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise TypeError(f"{entry.qualname}: unexpected hyper-parameter(s) {sorted(unknown)}")
         be, x = prepare(entry, x)
         p = hyper(entry, tuple(params.get(n, v) for n, v in entry.params))
+        check_float32_range(entry, x, p)
         return be.derivative(entry, x, p)
 
     d.__name__ = f"d_{entry.name}"
@@ -62,7 +65,9 @@ def _glu_vjp(entry: Entry) -> Callable[..., Any]:
         be, x = prepare(entry, x)
         ax = check_axis(entry.qualname, axis, len(x.shape))
         if x.shape[ax] % 2:
-            raise ValueError(f"{entry.qualname}: the size {x.shape[ax]} of axis {axis} does not split into two equal halves")
+            raise ValueError(
+                f"{entry.qualname}: the size {x.shape[ax]} of axis {axis} does not split into two equal halves"
+            )
         a, b = halves(x, ax)
         da, db = be.work(lambda o, a, b: entry.deriv(o, a, b), a, b)
         xp = _namespace(x)
@@ -73,6 +78,11 @@ def _glu_vjp(entry: Entry) -> Callable[..., Any]:
 
 def _prelu_vjp(entry: Entry) -> Callable[..., Any]:
     def vjp(x: Any, alpha: Any, g: Any, /) -> Any:
+        # a sum in half precision may overflow to inf, which is its value: no NumPy warning
+        with np.errstate(over="ignore", invalid="ignore"):
+            return _vjp(x, alpha, g)
+
+    def _vjp(x: Any, alpha: Any, g: Any) -> Any:
         be, x = prepare(entry, x)
         if not hasattr(alpha, "shape"):
             p = hyper(PRELU_SCALAR, (alpha,))

@@ -7,13 +7,15 @@ otherwise), so ``import kaun.activation`` imports neither torch nor jax.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
 from ._entry import Entry
 from ._params import axis as check_axis
 from ._params import check_dtype, dtype_name, hyper, real
+
+T = TypeVar("T")
 
 _CACHE: dict[type, Any] = {}
 _PY_SCALARS = (int, float, bool, complex, list, tuple)
@@ -61,18 +63,45 @@ def prepare(entry: Entry, x: Any) -> tuple[Any, Any]:
     return be, x
 
 
-def apply(entry: Entry, x: Any, params: tuple[Any, ...]) -> Any:
-    be, x = prepare(entry, x)
-    p = hyper(entry, params) if params else ()
-    return be.elementwise(entry, x, p)
+_F32_RANGE = (1.1754943508222875e-38, 3.4028234663852886e38)  # smallest normal, largest finite
 
 
-def apply_prelu(entry: Entry, x: Any, alpha: Any) -> Any:
+def check_float32_range(entry: Entry, x: Any, p: tuple[float, ...]) -> None:
+    """Half precision and float32 compute in float32: a hyper-parameter that float32 cannot hold
+    (it would become inf or 0 there, and inf * 0 = NaN) is refused rather than silently changed."""
+    if dtype_name(x.dtype) == "float64":
+        return
+    lo, hi = _F32_RANGE
+    for (n, _), v in zip(entry.params, p, strict=True):
+        if v != 0.0 and not lo <= abs(v) <= hi:
+            raise ValueError(
+                f"{entry.qualname}: {n}={v!r} is outside float32's range ({lo:.4g} to {hi:.4g} in "
+                f"magnitude), in which {dtype_name(x.dtype)} input is computed"
+            )
+
+
+def apply(entry: Entry, x: T, params: tuple[Any, ...]) -> T:
+    be, a = prepare(entry, x)
+    if params:
+        p = hyper(entry, params)
+        check_float32_range(entry, a, p)
+    else:
+        p = ()
+    return cast(T, be.elementwise(entry, a, p))
+
+
+def apply_prelu(entry: Entry, x: T, alpha: Any) -> T:
+    return cast(T, _prelu(entry, x, alpha))
+
+
+def _prelu(entry: Entry, x: Any, alpha: Any) -> Any:
     from ._defs import PRELU_SCALAR
 
     be, x = prepare(entry, x)
     if not hasattr(alpha, "shape") or isinstance(alpha, np.generic):
-        return be.elementwise(PRELU_SCALAR, x, (real(entry.qualname, "alpha", alpha),))
+        p = (real(entry.qualname, "alpha", alpha),)
+        check_float32_range(PRELU_SCALAR, x, p)
+        return be.elementwise(PRELU_SCALAR, x, p)
     abe = backend_of(entry.qualname, alpha, "alpha")
     if abe is not be:
         raise TypeError(
@@ -92,7 +121,11 @@ def apply_prelu(entry: Entry, x: Any, alpha: Any) -> Any:
     return be.prelu(entry, x, alpha)
 
 
-def apply_glu(entry: Entry, x: Any, axis: Any) -> Any:
+def apply_glu(entry: Entry, x: T, axis: Any) -> T:
+    return cast(T, _glu(entry, x, axis))
+
+
+def _glu(entry: Entry, x: Any, axis: Any) -> Any:
     be, x = prepare(entry, x)
     ax = check_axis(entry.qualname, axis, len(x.shape))
     n = x.shape[ax]
