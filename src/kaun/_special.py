@@ -182,29 +182,30 @@ def erfc(o: Any, w: Array) -> Array:
     return erfc_gauss(o, w)[0]
 
 
-# Splits of the constants that two_prod_const multiplies by, computed at import (outside any
-# tracer: torch.compile cannot trace NumPy's errstate or an lru_cache), looked up by (b, prec).
-_CONST_SPLITS: dict[tuple[float, int], tuple[float, float]] = {}
+def round_const(b: float, prec: int) -> tuple[float, float]:
+    """(bw, rest): b rounded to nearest in the working precision, and b - bw (a float64), in
+    plain Python arithmetic. b must be normal in the working dtype."""
+    p = 24 if prec == 32 else 53
+    m, e = math.frexp(b)
+    bw = math.ldexp(round(m * 2.0**p) / 2.0**p, e)
+    return bw, b - bw
 
 
-def register_const(*bs: float) -> None:
-    """Compute the Veltkamp splits of constants in both working precisions, once."""
-    import numpy as np
-
-    for b in bs:
-        for prec, t in ((32, np.float32), (64, np.float64)):
-            bb, s = t(b), t(_SPLIT[prec])
-            with np.errstate(all="ignore"):
-                c = s * bb
-                hi = c - (c - bb)
-            _CONST_SPLITS[(b, prec)] = (float(hi), float(bb - hi))
+def split_const(b: float, prec: int) -> tuple[float, float]:
+    """b as the working dtype holds it (round to nearest), split into two halves of its
+    significand (at most 12 bits each in float32, 26 in float64), in plain Python arithmetic:
+    constant-folded by torch.compile and jax.jit alike. b must be normal in the working dtype."""
+    p = 24 if prec == 32 else 53
+    m, e = math.frexp(b)
+    m = round(m * 2.0**p) / 2.0**p
+    hi = math.ldexp(round(m * 2.0 ** (p // 2)) / 2.0 ** (p // 2), e)
+    return hi, math.ldexp(m, e) - hi
 
 
 def two_prod_const(o: Any, a: Array, b: float) -> tuple[Array, Array]:
-    """two_prod with a constant b (exactly representable in the working dtype, registered with
-    register_const)."""
+    """two_prod with a Python float b, as the working dtype rounds it."""
     p = a * b
     ah, al = split(o, a)
-    bh, bl = _CONST_SPLITS[(b, o.prec(a))]
+    bh, bl = split_const(b, o.prec(a))
     e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
     return p, e

@@ -420,12 +420,34 @@ def _check_celu(qualname: str, p: tuple[Any, ...]) -> None:
         raise ValueError(f"{qualname}: alpha must be nonzero (celu divides by it), got 0.0")
 
 
+def _celu_arg(o: Any, x: Array, alpha: float) -> tuple[Array, Array | float]:
+    """(u, ul) with u + ul = min(x, 0) / alpha to about twice the working precision.
+
+    exp multiplies the relative error of its argument by |x / alpha|: the rounding of the
+    division (and of alpha itself, in float32) would cost ~50 ulp at x / alpha = -100. ul is
+    that rounding, from the exact residual x - u alpha (Dekker's product). Division by a power
+    of two is exact: ul = 0.
+    """
+    xn = o.clip(x, None, 0.0)
+    u = xn / alpha
+    if math.frexp(alpha)[0] in (0.5, -0.5):
+        return u, 0.0
+    # alpha = aw + a_rest, aw as the working dtype holds it (0.3 is 0.30000001 in float32)
+    aw, a_rest = sp.round_const(alpha, o.prec(x))
+    uc = o.clip(u, -1e15, None)
+    ph, pl = sp.two_prod_const(o, uc, aw)
+    return u, (((xn - ph) - pl) - uc * a_rest) / aw
+
+
 def _celu(o: Any, x: Array, alpha: float) -> Array:
-    return o.where(x > 0.0, x, alpha * o.expm1(o.clip(x, None, 0.0) / alpha))
+    u, ul = _celu_arg(o, x, alpha)
+    # expm1(u + ul) = expm1(u) + exp(u) ul to first order
+    return o.where(x > 0.0, x, alpha * (o.expm1(u) + o.exp(u) * ul))
 
 
 def _d_celu(o: Any, x: Array, alpha: float) -> Array:
-    return o.where(x > 0.0, 1.0, _exp_tail(o, 1.0, -(o.clip(x, None, 0.0) / alpha)))
+    u, ul = _celu_arg(o, x, alpha)
+    return o.where(x > 0.0, 1.0, _exp_tail(o, 1.0, -u) * (1.0 + ul))
 
 
 _CELU = Entry(
@@ -460,7 +482,6 @@ _GELU_C = {
     p: (float(h), float(_INV_SQRT2 - Decimal(float(h))))
     for p, h in ((32, float.fromhex("0x1.6a09e6p-1")), (64, float(_INV_SQRT2)))
 }
-sp.register_const(*(h for h, _ in _GELU_C.values()))
 
 
 def _gelu_parts(o: Any, x: Array) -> tuple[Array, Array, Array, Array]:
@@ -523,7 +544,6 @@ def _split_dec(d: Decimal, prec: int) -> tuple[float, float]:
 # 2 sqrt(2/pi) and 0.044715, each as hi + lo per working precision
 _GA_C2 = Decimal("1.595769121605730711759784239737527473903")
 _GA_CONST = {p: (_split_dec(_GA_C2, p), _split_dec(Decimal("0.044715"), p)) for p in (32, 64)}
-sp.register_const(*(c[0] for pair in _GA_CONST.values() for c in pair))
 
 
 def _gelu_approx_v(o: Any, x: Array) -> tuple[Array, Array, Array, Array]:
