@@ -145,3 +145,30 @@ def test_kind_shape_dtype_device_preserved(xp, name: str) -> None:  # type: igno
             assert y.device == x.device
         if xp.name == "dask":
             assert y.npartitions == x.npartitions or name == "glu"
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("alpha", [0.1, 0.3, 3.7])
+def test_celu_with_other_alpha(backend: str, dtype: str, alpha: float) -> None:
+    """exp amplifies the rounding of x/alpha by |x/alpha|; kaun carries it (was 54 ulp)."""
+    mp.dps = 40
+    xs = (-np.geomspace(1e-3, 100 * alpha, 200)).astype(dtype)
+    fi = ml_dtypes.finfo(_np_dtype(dtype))
+    xs = xs[np.exp(xs.astype(np.float64) / alpha) > float(fi.tiny)]  # keep results normal (XLA)
+    want = np.array([float(alpha * mp.expm1(mpf(float(v)) / alpha)) for v in xs])
+    dwant = np.array([float(mp.exp(mpf(float(v)) / alpha)) for v in xs])
+    if backend == "numpy":
+        got, dgot = A.celu(xs, alpha=alpha), A.derivative(A.celu)(xs, alpha=alpha)
+    elif backend == "torch":
+        t = torch.tensor(xs, requires_grad=True)
+        y = A.celu(t, alpha=alpha)
+        (g,) = torch.autograd.grad(y.sum(), t)
+        got, dgot = y.detach().numpy(), g.numpy()
+    else:
+        xj = jax.numpy.asarray(xs)
+        got = np.asarray(A.celu(xj, alpha=alpha))
+        dgot = np.asarray(jax.vmap(jax.grad(lambda v: A.celu(v, alpha=alpha)))(xj))
+    bound = 5.0 if backend == "jax" else 4.0  # XLA's expm1 is ~1 ulp looser than libm's
+    assert _ulps(got.astype(np.float64), want, dtype, False).max() <= bound
+    assert _ulps(dgot.astype(np.float64), dwant, dtype, False).max() <= DERIV_ULP[dtype]
