@@ -20,6 +20,14 @@ Three ways to serve a call, chosen per call by cheap checks (``_eager``/``_needs
 
 Why in place: on CPU every fresh input-sized tensor costs page faults and zeroing by the kernel;
 at 2^24 float32 elements ``torch.exp(x)`` takes about 3x ``torch.exp(x, out=buf)``.
+
+gelu and gelu_approx (value and derivative) and mish (derivative) on float32 and half input are
+computed in float64 by the plain textbook formula and rounded once (``_WIDE``, ``_WIDE_D``): as
+accurate as the compensated float32 formula or better (0.5 ulp), in a tenth of the passes; eager
+evaluation goes chunk by chunk, in place. float64 input keeps the shared formula.
+
+Only plain ``torch.Tensor`` objects (``type(t) is torch.Tensor``) take the in-place, storage and
+boolean-indexing fast paths; a subclass (DTensor, nn.Parameter, ...) takes the plain ones.
 """
 
 from __future__ import annotations
@@ -323,9 +331,16 @@ def _work(f: Any, x: Any, *args: Any) -> Any:
     return f(O, x, *args)
 
 
+def _exact(*ts: Any) -> bool:
+    """Whether every tensor among ts is a plain ``torch.Tensor``: only those take the in-place,
+    storage and boolean-indexing fast paths (a subclass such as DTensor, or nn.Parameter, may
+    have no storage of its own or other semantics for them)."""
+    return all(type(t) is torch.Tensor for t in ts if isinstance(t, torch.Tensor))
+
+
 def _work_fast(f: Any, x: Any, *args: Any) -> Any:
     """``_work`` for eager evaluation with autograd off: temporaries overwritten in place."""
-    if x.numel() < INPLACE_MIN or not _RC_BIN:
+    if x.numel() < INPLACE_MIN or not _RC_BIN or not _exact(x, *args):
         return _work(f, x, *args)
     if x.dtype in _HALF:
         args = tuple(a.float() if isinstance(a, torch.Tensor) else a for a in args)
@@ -338,7 +353,7 @@ def _scaled(g: Any, d: Any, x: Any = None) -> Any:
     """g * d, with d computed in float32 for half precision and rounded once; written into d
     when x (the saved input) is given and d is a temporary of g's shape, not sharing x's memory."""
     inplace = (
-        x is not None and d.shape == g.shape
+        x is not None and d.shape == g.shape and _exact(g, d, x)
         and d.untyped_storage().data_ptr() != x.untyped_storage().data_ptr()
     )
     if g.dtype in _HALF:
@@ -354,7 +369,7 @@ def _dwork(f: Any, x: Any, *args: Any) -> Any:
 
 def _dwork_fast(f: Any, x: Any, *args: Any) -> Any:
     """The derivative in the working dtype (not rounded), for a backward without a graph."""
-    if x.numel() < INPLACE_MIN or not _RC_BIN:
+    if x.numel() < INPLACE_MIN or not _RC_BIN or not _exact(x, *args):
         return _dwork(f, x, *args)
     if x.dtype in _HALF:
         x = x.float()
@@ -375,16 +390,31 @@ def _softplus(x: Any) -> Any:
     return F.softplus(x, 1.0, 40.0 if x.dtype == torch.float64 else 20.0)
 
 
+# selu in float32 (and half, computed in float32): torch's lambda is float32's nearest, above
+# the true one, so lambda x overflows for x in (3.2386221e38, 3.2386222e38] where the true value is
+# finite. elu with scale = lambda rounded down (as the formula) and an alpha such that the float32
+# product alpha scale is torch's own: the negative side is bitwise torch's selu. (float64: the
+# nearest lambda is below the true one already.)
+_SELU_SCALE32 = 1.0507009029388428  # float32's largest below lambda = 1.0507009873554804934...
+_SELU_ALPHA32 = 1.6732633113861084  # float32: alpha * scale == float32(1.6732632) * 1.050701
+_elu = torch.ops.aten.elu.default
+
+
+def _selu32(x: Any) -> Any:
+    return _elu(x, _SELU_ALPHA32, _SELU_SCALE32, 1.0)
+
+
 # Forward and backward both torch's: exact (clamps, selections) or within our bound, with our
 # derivative conventions at the kinks. A value of None means: not for these parameters.
 _FULL: dict[str, Any] = {
     "relu": lambda x: torch.relu(x),
     "relu6": lambda x: F.relu6(x),
     "hard_tanh": lambda x: F.hardtanh(x),
-    "leaky_relu": lambda x, s: F.leaky_relu(x, s),
-    "prelu": lambda x, s: F.leaky_relu(x, s),  # prelu with a number: leaky_relu's math
+    # slope 0: torch gives 0 * -inf = NaN at -inf; the formula gives the limit 0
+    "leaky_relu": lambda x, s: F.leaky_relu(x, s) if s != 0.0 else None,
+    "prelu": lambda x, s: F.leaky_relu(x, s) if s != 0.0 else None,  # leaky_relu's math
     "elu": lambda x, a: F.elu(x, a),
-    "selu": lambda x: F.selu(x),
+    "selu": lambda x: F.selu(x) if x.dtype == torch.float64 else _selu32(x),
     # torch's celu backward is exp(x * (1/alpha)): the rounded 1/alpha costs |x/alpha| ulp.
     "celu": lambda x, a: F.elu(x) if a == 1.0 else None,
     "softplus": _softplus,
@@ -398,20 +428,185 @@ _FWD: dict[str, tuple[Any, dict[int, tuple[float, float]] | None]] = {
     "sigmoid": (torch.sigmoid, {32: (-80.0, float("inf")), 64: (-700.0, float("inf"))}),
     "silu": (F.silu, {32: (-80.0, float("inf")), 64: (-700.0, float("inf"))}),
     "mish": (F.mish, {32: (-15.0, float("inf")), 64: (-30.0, float("inf"))}),
-    # torch's gelu is 1 + erf(x / sqrt 2), and its tanh form 1 + tanh(u): they cancel for x < 0
-    # (2e3 ulp at -3). Within 3 ulp on [-1, 1e30] in float32; not used in float64.
-    "gelu": (F.gelu, {32: (-1.0, 1e30)}),
-    "gelu_approx": (lambda x: F.gelu(x, approximate="tanh"), {32: (-1.0, 1e30)}),
-    "log_sigmoid": (lambda x: _softplus(-x).neg_(), None),
+    "log_sigmoid": (lambda x: _softplus(-x).neg_() if _exact(x) else -_softplus(-x), None),
 }
 
 
+# -- float32 through float64 ------------------------------------------------------------------
+#
+# gelu and gelu_approx on float32 (and half, computed in float32): the plain textbook form in
+# float64, rounded once. The float64 rounding errors (amplified at most ~2 w^2 ~ 400 times by
+# erfc's steepness, or |v| ~ 100 times by the sigmoid's, where a float32 result is still nonzero)
+# stay far below half a float32 ulp, so the results are correctly rounded but for rare ties,
+# at a small part of the compensated float32 formula's cost (which takes ~100 passes). float64
+# input keeps the shared formula. x * x is exact in float64 for float32 x.
+
+_SQRT2 = 1.4142135623730951
+_SQRT1_2 = 0.7071067811865476
+_INV_SQRT_2PI = 0.3989422804014327
+_GA_C = 1.5957691216057308  # 2 sqrt(2/pi)
+_GA_K = 0.044715
+
+
+def _nz(t: Any) -> Any:
+    """-0.0 as a float64 scalar tensor: -0 + y is y, bitwise (the sign of a zero included)."""
+    return torch.full((), -0.0, dtype=torch.float64, device=t.device)
+
+
+def _gelu_w(t: Any) -> Any:
+    """gelu of float64 t: x erfc(-x / sqrt 2) / 2; below -40 it is -0 (and -inf gives no NaN)."""
+    c = torch.clamp(t, min=-40.0)
+    return torch.addcmul(_nz(t), torch.special.erfc(c * -_SQRT1_2), c, value=0.5)
+
+
+def _d_gelu_w(t: Any) -> Any:
+    """Phi(x) + x phi(x) = (erfc(a) + 2 x exp(-a^2) / sqrt(2 pi)) / 2, a = -x / sqrt 2, for
+    float64 t; past +-40 exactly 0 and 1."""
+    c = torch.clamp(t, -40.0, 40.0)
+    a = c * -_SQRT1_2
+    w = torch.addcmul(_nz(t), a, a, value=-1.0).exp()
+    return torch.addcmul(torch.special.erfc(a), c, w, value=2.0 * _INV_SQRT_2PI) * 0.5
+
+
+def _ga_v(t: Any) -> tuple[Any, Any, Any]:
+    """(xc, x2, v) for float64 t: xc = 2 sqrt(2/pi) x, x clipped to +-100 (past it the sigmoid
+    is 0 or 1 in float64), x2 = x^2 (exact for float32 x), v = xc (1 + 0.044715 x^2)."""
+    c = torch.clamp(t, -100.0, 100.0)
+    c2 = c * c
+    cc = c * _GA_C
+    return cc, c2, torch.addcmul(cc, cc, c2, value=_GA_K)
+
+
+def _gelu_approx_w(t: Any) -> Any:
+    """x sigmoid(v) for float64 t (x below -100: -0, the true value underflows float32). torch's
+    float64 sigmoid is within 1 ulp down to v = -700."""
+    return torch.clamp(t, min=-100.0) * torch.sigmoid(_ga_v(t)[2])
+
+
+def _d_gelu_approx_w(t: Any) -> Any:
+    """s + x v' s sn, s = sigmoid(v), sn = sigmoid(-v) (not 1 - s: no cancellation)."""
+    cc, c2, v = _ga_v(t)
+    s = torch.sigmoid(v)
+    return torch.addcmul(s, torch.addcmul(cc, cc, c2, value=3.0 * _GA_K), s * torch.sigmoid(-v))
+
+
+def _gelu_w_(x: Any, g: Any, out: Any) -> Any:
+    """_gelu_w (g None) or g * _d_gelu_w, the same operations in place on fresh float64
+    temporaries (eager, plain tensors, autograd off), written into out: bitwise the same."""
+    nz = _nz(x)
+    if g is None:
+        c = x.double().clamp_(min=-40.0)
+        return torch.addcmul(nz, torch.mul(c, -_SQRT1_2).erfc_(), c, value=0.5, out=out)
+    c = x.double().clamp_(-40.0, 40.0)
+    a = torch.mul(c, -_SQRT1_2)
+    w = torch.addcmul(nz, a, a, value=-1.0).exp_()
+    a.erfc_().addcmul_(c, w, value=2.0 * _INV_SQRT_2PI)
+    return torch.addcmul(nz, a, g, value=0.5, out=out)
+
+
+def _gelu_approx_w_(x: Any, g: Any, out: Any) -> Any:
+    """_gelu_approx_w (g None) or g * _d_gelu_approx_w in place, as _gelu_w_."""
+    t = x.double()
+    c = torch.clamp(t, -100.0, 100.0)
+    c2 = torch.mul(c, c)
+    cc = c.mul_(_GA_C)
+    v = torch.addcmul(cc, cc, c2, value=_GA_K)
+    if g is None:
+        return torch.mul(t.clamp_(min=-100.0), v.sigmoid_(), out=out)
+    xv = torch.addcmul(cc, cc, c2, value=3.0 * _GA_K, out=c2)
+    s = torch.sigmoid(v, out=t)
+    sn = v.neg_().sigmoid_().mul_(s)
+    return torch.mul(s.addcmul_(xv, sn), g, out=out)
+
+
+def _d_mish_w(t: Any) -> Any:
+    """mish' = tanh(sp) + x sech^2(sp) sigmoid(x), sp = softplus(x), for float64 t clipped to
+    [-1000, 40] (past them 0 and 1 exactly; no inf * 0)."""
+    c = torch.clamp(t, -1000.0, 40.0)
+    th = _softplus(c).tanh()
+    w = torch.addcmul(torch.ones((), dtype=torch.float64, device=t.device), th, th, value=-1.0)
+    return w * c * torch.sigmoid(c) + th
+
+
+def _d_mish_w_(x: Any, g: Any, out: Any) -> Any:
+    """g * _d_mish_w in place (the value: None, torch's kernel serves it)."""
+    c = x.double().clamp_(-1000.0, 40.0)
+    th = _softplus(c).tanh_()
+    one = torch.ones((), dtype=torch.float64, device=x.device)
+    w = torch.addcmul(one, th, th, value=-1.0).mul_(c).mul_(c.sigmoid_()).add_(th)
+    return torch.mul(w, g, out=out)
+
+
+# name -> (value, derivative) in float64 for float32 and half input, and both in place
+_WIDE: dict[str, tuple[Any, Any, Any]] = {
+    "gelu": (_gelu_w, _d_gelu_w, _gelu_w_),
+    "gelu_approx": (_gelu_approx_w, _d_gelu_approx_w, _gelu_approx_w_),
+}
+# the same for the derivative alone (the value: torch's kernel and the formula, see _FWD)
+_WIDE_D: dict[str, tuple[Any, Any, Any]] = {
+    "mish": (None, _d_mish_w, _d_mish_w_),
+}
+
+
+def _wide_d(name: str, x: Any) -> bool:
+    return (name in _WIDE or name in _WIDE_D) and x.dtype != torch.float64
+
+
+# Elements per chunk of the in-place evaluation: its float64 temporaries take 3 x 8 MiB instead
+# of 6x the input, and a parallel region per operation still has 2^20 elements to share out.
+_CHUNK = 1 << 20
+
+
+def _by_chunks(f: Any, x: Any, g: Any, out: Any) -> Any:
+    """f(x, g, out) of _WIDE (in place), chunk by chunk of the flattened arrays."""
+    n = x.numel()
+    if n <= _CHUNK:
+        return f(x, g, out)
+    xf, of = x.reshape(-1), out.view(-1)
+    gf = g.reshape(-1) if g is not None and g.dim() else None
+    for i in range(0, n, _CHUNK):
+        j = i + _CHUNK
+        f(xf[i:j], g if gf is None else gf[i:j], of[i:j])
+    return out
+
+
+def _wide(name: str, x: Any) -> bool:
+    return name in _WIDE and x.dtype != torch.float64
+
+
+def _fast_wide(x: Any, g: Any = None) -> bool:
+    """Whether the in-place evaluation applies: eager, plain tensors of one shape, no graph."""
+    return (
+        x.numel() >= INPLACE_MIN and _exact(x, g) and _eager()
+        and (g is None or g.shape == x.shape)
+        and not (torch.is_grad_enabled() and (x.requires_grad or (g is not None and g.requires_grad)))
+    )
+
+
+def _wide_value(name: str, x: Any, k: int = 0) -> Any:
+    """The value (k = 0) or the derivative (k = 1) of a _WIDE entry at float32 or half x."""
+    f = _WIDE.get(name) or _WIDE_D[name]
+    if _fast_wide(x):
+        one = torch.ones((), dtype=torch.float64) if k else None
+        return _by_chunks(f[2], x, one, torch.empty_like(x, memory_format=torch.contiguous_format))
+    return f[k](x.double()).to(x.dtype)
+
+
+def _wide_grad(name: str, g: Any, x: Any) -> Any:
+    """g times the derivative, in float64, rounded once to g's dtype (differentiable in g and x
+    when a graph is being built)."""
+    f = _WIDE.get(name) or _WIDE_D[name]
+    if _fast_wide(x, g):
+        return _by_chunks(f[2], x, g, torch.empty_like(g, memory_format=torch.contiguous_format))
+    return (f[1](x.double()) * g.double()).to(g.dtype)
+
+
 def _sig_neg(x: Any) -> Any:
-    return torch.neg(x).sigmoid_()
+    return torch.neg(x).sigmoid_() if _exact(x) else torch.sigmoid(-x)
 
 
 def _sig_both(x: Any) -> Any:
-    return torch.sigmoid(x).mul_(_sig_neg(x))
+    return torch.sigmoid(x).mul_(_sig_neg(x)) if _exact(x) else torch.sigmoid(x) * _sig_neg(x)
 
 
 # Derivatives from torch's kernels, for a backward that builds no graph, and where the formula
@@ -433,6 +628,8 @@ def _native_deriv(entry: Entry, x: Any, p: tuple[Any, ...]) -> Any:
     d = native(xw)
     lo, hi = tails[64 if x.dtype == torch.float64 else 32]
     m = (xw < lo) | (xw > hi)
+    if not _exact(x):  # no boolean indexing on a subclass: the formula everywhere, selected
+        return torch.where(m, entry.deriv(O, xw, *p), d)
     if bool(m.any()):
         d[m] = entry.deriv(O, xw[m], *p)
     return d
@@ -440,6 +637,8 @@ def _native_deriv(entry: Entry, x: Any, p: tuple[Any, ...]) -> Any:
 
 def _forward(entry: Entry, fwd: Any, x: Any, p: tuple[Any, ...], eager: bool) -> Any:
     """The value, with autograd off (plain path or inside Function.forward)."""
+    if _wide(entry.name, x):
+        return _wide_value(entry.name, x)
     if fwd is None or not eager:
         return _work_fast(entry.value, x, *p) if eager else _work(entry.value, x, *p)
     native, tails = fwd
@@ -450,6 +649,8 @@ def _forward(entry: Entry, fwd: Any, x: Any, p: tuple[Any, ...], eager: bool) ->
     if tails is not None:
         lo, hi = tails[prec]
         m = x < lo if hi == float("inf") else (x < lo) | (x > hi)
+        if not _exact(x):  # no boolean indexing on a subclass: the formula everywhere, selected
+            return torch.where(m, _work(entry.value, x, *p), y)
         if bool(m.any()):
             y[m] = _work(entry.value, x[m], *p)
     return y
@@ -494,6 +695,8 @@ def _make_function(entry: Entry, fwd: Any) -> Any:
     def forward0(x: Any) -> Any:
         if _eager():
             return _eager_forward(name, x, ())
+        if _wide(name, x):
+            return _wide_value(name, x)
         return _work(value, x)
 
     def forward1(x: Any, a: Any) -> Any:
@@ -522,6 +725,8 @@ def _make_function(entry: Entry, fwd: Any) -> Any:
         def backward(ctx: Any, g: Any) -> Any:
             (x,) = ctx.saved_tensors
             none = (None,) * len(ctx.p)
+            if _wide_d(name, x):
+                return (_wide_grad(name, g, x), *none)
             if _no_graph():
                 return (_scaled(g, _eager_deriv(name, x, ctx.p), x), *none)
             return (_scaled(g, _dwork(deriv, x, *ctx.p)), *none)
@@ -535,6 +740,8 @@ def _make_function(entry: Entry, fwd: Any) -> Any:
         @staticmethod
         def jvp(ctx: Any, tx: Any, *_: Any) -> Any:
             (x,) = ctx.saved_tensors
+            if _wide_d(name, x):
+                return _wide_grad(name, tx, x)
             return _scaled(tx, _dwork(deriv, x, *ctx.p))
 
     Fn.__name__ = Fn.__qualname__ = f"kaun_{entry.name}"
@@ -689,6 +896,8 @@ class TorchBackend(Backend):
         return _TABLE[entry](x, p)
 
     def derivative(self, entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
+        if _wide_d(entry.name, x) and entry.kind == "elementwise":
+            return _wide_value(entry.name, x, 1)
         if _plain(x):
             return _work_fast(entry.deriv, x, *p)
         return _work(entry.deriv, x, *p)

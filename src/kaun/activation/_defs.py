@@ -430,23 +430,31 @@ def _celu_arg(o: Any, x: Array, alpha: float) -> tuple[Array, Array | float]:
     """
     xn = o.clip(x, None, 0.0)
     u = xn / alpha
-    if math.frexp(alpha)[0] in (0.5, -0.5):
+    if math.frexp(alpha)[0] in (0.5, -0.5) or alpha < 0.0:
+        # exact; or alpha < 0, where exp(x/alpha) grows and overflows: no correction (a rare
+        # choice of alpha, measured only for alpha > 0)
         return u, 0.0
     # alpha = aw + a_rest, aw as the working dtype holds it (0.3 is 0.30000001 in float32)
     aw, a_rest = sp.round_const(alpha, o.prec(x))
-    uc = o.clip(u, -1e15, None)
-    ph, pl = sp.two_prod_const(o, uc, aw)
-    return u, (((xn - ph) - pl) - uc * a_rest) / aw
+    # past |x/alpha| = 1e4 exp is 0 or inf and needs no correction: clipping keeps it finite
+    xr = o.clip(xn, -1e4 * abs(alpha), None)
+    ur = xr / alpha
+    ph, pl = sp.two_prod_const(o, ur, aw)
+    return u, (((xr - ph) - pl) - ur * a_rest) / aw
 
 
 def _celu(o: Any, x: Array, alpha: float) -> Array:
     u, ul = _celu_arg(o, x, alpha)
+    if isinstance(ul, float):  # no correction
+        return o.where(x > 0.0, x, alpha * o.expm1(u))
     # expm1(u + ul) = expm1(u) + exp(u) ul to first order
     return o.where(x > 0.0, x, alpha * (o.expm1(u) + o.exp(u) * ul))
 
 
 def _d_celu(o: Any, x: Array, alpha: float) -> Array:
     u, ul = _celu_arg(o, x, alpha)
+    if isinstance(ul, float):  # no correction
+        return o.where(x > 0.0, 1.0, _exp_tail(o, 1.0, -u))
     return o.where(x > 0.0, 1.0, _exp_tail(o, 1.0, -u) * (1.0 + ul))
 
 
