@@ -22,7 +22,7 @@ test: $(STAMP)
 	$(MAKE) lint
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/ruff check src tests benchmarks examples docs/build.py
 	$(VENV)/bin/mypy
 
 docs: $(STAMP)
