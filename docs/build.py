@@ -8,7 +8,7 @@ Every page comes from the registry (``ENTRIES``: name, section, formula, hyper-p
 docstrings (description, arguments, derivative) and the CLI's plotting code. Every example is
 run while building and its output is pasted in as it came out; the NumPy example of each
 docstring is run too, and a docstring whose shown output differs from what the code prints
-stops the build. Not written here: accuracy.md and speed.md (benchmarks/ writes those).
+stops the build. Not written here: accuracy.md and speed.md (benchmarks/ writes those), conventions.md.
 
 Run it in a fresh interpreter (the outputs are those of JAX's default float32 mode).
 """
@@ -388,6 +388,7 @@ floating dtype.
 {page_list}
 - [Frameworks](frameworks.md): NumPy, PyTorch (`kaun.nn`, DTensor), JAX (sharded arrays), Flax,
   Equinox, optax, Dask (distributed), the Array API
+- [Conventions](conventions.md): signatures, dtypes, errors, numerics, derivatives at kinks
 - [Accuracy](accuracy.md): the measured worst errors, in ULPs, against mpmath
 - [Speed](speed.md): timings against torch and jax
 
