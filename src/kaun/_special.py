@@ -111,12 +111,6 @@ def two_sum(o: Any, a: Array, b: Array) -> tuple[Array, Array]:
     return s, (a - (s - bb)) + (b - bb)
 
 
-def gauss(o: Any, wh: Array, wl: Array | float = 0.0) -> Array:
-    """exp(-(wh + wl)^2) without the |w|^2-fold error of rounding w^2 first (|wh| <= 40)."""
-    e, sc = gauss_scaled(o, wh, wl)
-    return e * sc
-
-
 def gauss_scaled(o: Any, wh: Array, wl: Array | float = 0.0) -> tuple[Array, Array]:
     """(g, sc) with exp(-(wh + wl)^2) = g * sc, g normal (see exp_neg)."""
     e, d, sc = _gauss_parts(o, wh, wl)
