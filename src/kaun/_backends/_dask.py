@@ -6,6 +6,7 @@ from typing import Any
 
 import dask.array as da
 
+from ..activation._derivative import derivative
 from ..activation._entry import Entry
 from ._generic import GenericBackend
 
@@ -20,9 +21,7 @@ class DaskBackend(GenericBackend):
         )
 
     def derivative(self, entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
-        from .. import activation
-
         fn: Any = entry.fn  # set when the entry is registered
-        d = activation.derivative(fn)
+        d = derivative(fn)
         kw = {n: v for (n, _), v in zip(entry.params, p, strict=True)}
         return da.map_blocks(d, x, dtype=x.dtype, meta=x._meta, **kw)  # type: ignore[no-untyped-call]

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from array_api_compat import array_namespace
 
 from ._defs import ENTRIES, PRELU_SCALAR
 from ._dispatch import backend_of, check_float32_range, halves, prepare
@@ -105,7 +106,4 @@ def _prelu_vjp(entry: Entry) -> Callable[..., Any]:
     return vjp
 
 
-def _namespace(x: Any) -> Any:
-    from array_api_compat import array_namespace
-
-    return array_namespace(x)
+_namespace = array_namespace
