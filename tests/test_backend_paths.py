@@ -25,6 +25,7 @@ from kaun._backends import _jax as KJ
 from kaun._backends import _numpy as KN
 from kaun._backends import _torch as KT
 from kaun.activation._defs import ENTRIES
+from _reference import ZERO_WINDOW, ZEROS  # benchmarks/ (on sys.path by conftest)
 
 DTYPES = ["float32", "float64", "float16", "bfloat16"]
 ELEMENTWISE = [n for n, e in ENTRIES.items() if e.kind == "elementwise"]
@@ -39,8 +40,11 @@ PARAMS: dict[str, list[dict[str, float]]] = {
 }
 CASES = [(n, {}) for n in ELEMENTWISE] + [(n, kw) for n, kws in PARAMS.items() for kw in kws]
 # served (in part) by torch's own kernels, or in float64 for float32 and half (KT._WIDE)
-NATIVE = set(KT._FULL) | set(KT._FWD) | set(KT._WIDE)
-NATIVE_ULPS = 4.0  # torch's kernel against our formula, both within the accuracy bound
+NATIVE = set(KT._FULL) | set(KT._FULL_IN) | set(KT._FWD) | set(KT._WIDE)
+# torch's kernel against our formula, each within the accuracy bound of the truth (value 4 ulp;
+# derivative: silu' on torch is 8.2 ulp off in float32, the formula 6.9): at most their sum apart
+NATIVE_ULPS = 8.0
+NATIVE_DULPS = 16.0
 
 
 def _grid(dtype: str, n: int = 1 << 15) -> np.ndarray:
@@ -64,11 +68,16 @@ def _t(v: np.ndarray, dtype: str) -> torch.Tensor:
     return torch.from_numpy(v).to(getattr(torch, dtype))
 
 
-def _ulps(a: torch.Tensor, b: torch.Tensor, nan_free: bool = False) -> float:
-    """max |a - b| in units of eps * |b| (subnormals: of the smallest normal's eps)."""
+def _ulps(a: torch.Tensor, b: torch.Tensor, nan_free: bool = False,
+          near: torch.Tensor | None = None) -> float:
+    """max |a - b| in units of eps * |b| (subnormals: of the smallest normal's eps); where
+    ``near`` (next to an interior zero of b, where relative error is ill-conditioned), in units
+    of eps * max(|b|, 2)."""
     fi = torch.finfo(a.dtype)
     a64, b64 = a.detach().double(), b.detach().double()
     unit = torch.clamp(b64.abs(), min=float(fi.smallest_normal)) * fi.eps
+    if near is not None:
+        unit = torch.where(near, torch.clamp(b64.abs(), min=2.0) * fi.eps, unit)
     d = (a64 - b64).abs() / unit
     same = (a64 == b64) | (torch.isnan(a64) & torch.isnan(b64))
     d = torch.where(same, 0.0, d)
@@ -170,25 +179,29 @@ def test_torch_no_grad_autograd_and_formula_agree(name: str, kw: dict[str, float
     y2, g2 = _grad(lambda v: fn(v, **kw), x, g, create_graph=True)
 
     assert _bitwise(plain, off) and _bitwise(plain, y1) and _bitwise(y1, y2)
+    zeros = ZEROS.get((name, True), ())
+    near = torch.zeros(x.shape, dtype=torch.bool)
+    for x0 in zeros:
+        near |= (x.double() - x0).abs() <= ZERO_WINDOW
     if name in KT._BWD:  # torch's kernels in a backward without a graph, the formula with one
-        assert _ulps(g1, g2) <= NATIVE_ULPS
+        assert _ulps(g1, g2, near=near) <= NATIVE_DULPS
     else:
         assert _bitwise(g1, g2)
-    wide = dtype != "float64" and name in KT._WIDE
-    wide_d = dtype != "float64" and (name in KT._WIDE or name in KT._WIDE_D)
+    wide = KT._wide(name, x, p)
+    wide_d = KT._wide_d(name, x, p)
     if wide_d:
         # float64 evaluation, rounded once: against the shared formula in float64, rounded
         # (the float32 formula itself is 5 ulp off at gelu(-1.179): not the reference here)
-        d64 = (g.double() * KT._work(e.deriv, x.double())).to(x.dtype)
+        d64 = (g.double() * KT._work(e.deriv, x.double(), *p)).to(x.dtype)
         assert _ulps(g1, d64) <= 1.0 and _ulps(g2, d64) <= 1.0
     if wide:
-        assert _ulps(plain, KT._work(e.value, x.double()).to(x.dtype)) <= 1.0
+        assert _ulps(plain, KT._work(e.value, x.double(), *p).to(x.dtype)) <= 1.0
     elif name in NATIVE:
         assert _ulps(plain, formula) <= NATIVE_ULPS
         # torch's own backward at a NaN input of a piecewise function: anything (CONVENTIONS)
         keep = ~torch.isnan(x) if not e.smooth else torch.ones_like(x, dtype=torch.bool)
         if not wide_d:
-            assert _ulps(g1[keep], deriv[keep]) <= NATIVE_ULPS
+            assert _ulps(g1[keep], deriv[keep], near=near[keep]) <= NATIVE_DULPS
     else:
         assert _bitwise(plain, formula)
         assert _bitwise(g1, deriv)
@@ -262,6 +275,7 @@ from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.tensor import DTensor, Shard, distribute_tensor
 import kaun.activation as A
 from kaun._backends import _torch as KT
+from _reference import ZERO_WINDOW, ZEROS
 dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
 try:
     mesh = init_device_mesh("cpu", (1,))
@@ -279,8 +293,16 @@ try:
             pr = p.clone().requires_grad_()
             (gp,) = torch.autograd.grad(f(pr), pr, torch.ones_like(pr))
             assert torch.equal(y.full_tensor(), f(p)), (name, dt)
-            assert torch.allclose(gx.full_tensor().double(), gp.double(), rtol=1e-5,
-                                  atol=0, equal_nan=True), (name, dt)
+            # atol: a few units in the last place of a subnormal; next to an interior zero of
+            # the derivative (where relative error is ill-conditioned), of 1
+            fi = torch.finfo(dt)
+            near = torch.zeros(p.shape, dtype=torch.bool)
+            for x0 in ZEROS.get((name, True), ()):
+                near |= (p.double() - x0).abs() <= ZERO_WINDOW
+            atol = torch.where(near, 8 * fi.eps, 4 * fi.smallest_normal * fi.eps).double()
+            d = (gx.full_tensor().double() - gp.double()).abs()
+            ok = (d <= atol + 1e-5 * gp.double().abs()) | (gx.full_tensor().isnan() & gp.isnan())
+            assert bool(ok.all()), (name, dt)
             with torch.no_grad():
                 assert torch.equal(f(x).full_tensor(), f(p)), (name, dt)
     print("ok")
@@ -293,9 +315,10 @@ def test_torch_subclass_takes_the_plain_paths() -> None:
     """A tensor subclass (DTensor: no storage of its own, no boolean indexing) skips the
     in-place, storage and masked-tail fast paths, on arrays large enough to take them, and gets
     the same values as a plain tensor (gradients: torch's kernels against the formula, close)."""
+    bench = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
     r = subprocess.run([sys.executable, "-W", "error", "-c", DTENSOR_FAST_PATHS],
                        capture_output=True, text=True, check=False,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+                       env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": bench})
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.strip() == "ok"
 

@@ -112,7 +112,10 @@ def test_gradients_are_kauns_derivatives() -> None:
         KN.MODULES[name]()(x).sum().backward()
         assert x.grad is not None
         want = A.derivative(A.get(name))(x.detach())
-        torch.testing.assert_close(x.grad, want, rtol=0, atol=0)
+        # bitwise where the backward is the derivative formula; hard_silu's is torch's own
+        # kernel (x/3 + 1/2 against the formula's (2x + 3)/6): a few ulp, absolute near -1.5
+        tol = 4 * torch.finfo(x.dtype).eps if name == "hard_silu" else 0.0
+        torch.testing.assert_close(x.grad, want, rtol=tol, atol=tol)
 
 
 def test_sequential_trains() -> None:

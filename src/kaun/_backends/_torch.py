@@ -4,27 +4,32 @@ with as few fresh allocations as the context allows.
 Three ways to serve a call, chosen per call by cheap checks (``_eager``/``_needs_grad``):
 
 * **native**: torch's own op, forward and backward, where both meet our accuracy bound and the
-  derivative conventions (relu, relu6, hard_tanh, leaky_relu, elu, selu, celu with alpha 1,
-  softplus with a threshold that is exact for the dtype). Everything (autograd of any order,
+  derivative conventions (``_FULL``: relu, relu6, hard_tanh, leaky_relu, elu, selu, celu with
+  alpha 1, softplus with a threshold that is exact for the dtype, hard_sigmoid with its
+  defaults; prelu with an alpha tensor; ``_FULL_IN``, eager only and after one
+  min/max reduction of x: hard_silu away from overflow). Everything (autograd of any order,
   ``torch.func``, ``torch.compile``) is then torch's own business.
 * **no autograd needed** (the input does not require grad, or grad mode is off; no
   ``torch.func`` transform and no forward-mode AD level active; not under ``torch.compile``): the
   value is computed directly, without an ``autograd.Function``. Large arrays are evaluated
   through ``_T``, which overwrites temporaries in place (see below); torch's own forward kernel
-  is used where it is accurate except in a tail, and the tail is recomputed by the formula.
+  is used where it is accurate except in a tail (``_FWD``: one min/max reduction says whether
+  any element lies there, and only those are recomputed by the formula).
 * **autograd**: one ``torch.autograd.Function`` per activation that saves only its input;
   forward as above, backward from the derivative formula (in differentiable torch operations
-  when a graph is being built, so double backward works; in place otherwise).
-  ``setup_context``/``jvp``/``generate_vmap_rule`` make it usable under ``torch.func`` and
-  ``torch.compile`` (which see only plain, out-of-place formula evaluation).
+  when a graph is being built, so double backward works); without a graph, from torch's
+  backward kernels where they are accurate (``_BWD``, tails again by the formula) or the
+  formula in place. ``setup_context``/``jvp``/``generate_vmap_rule`` make it usable under
+  ``torch.func`` and ``torch.compile`` (which see only plain, out-of-place formula evaluation).
 
 Why in place: on CPU every fresh input-sized tensor costs page faults and zeroing by the kernel;
 at 2^24 float32 elements ``torch.exp(x)`` takes about 3x ``torch.exp(x, out=buf)``.
 
-gelu and gelu_approx (value and derivative) and mish (derivative) on float32 and half input are
-computed in float64 by the plain textbook formula and rounded once (``_WIDE``, ``_WIDE_D``): as
-accurate as the compensated float32 formula or better (0.5 ulp), in a tenth of the passes; eager
-evaluation goes chunk by chunk, in place. float64 input keeps the shared formula.
+gelu, gelu_approx and squareplus (value and derivative) and mish (derivative) on float32 and
+half input are computed in float64 by a plain formula and rounded once (``_WIDE``,
+``_WIDE_D``): as accurate as the compensated float32 formula or better (0.5 ulp), in a tenth of
+the passes; eager evaluation goes chunk by chunk through reused float64 scratch tensors.
+float64 input keeps the shared formula.
 
 Only plain ``torch.Tensor`` objects (``type(t) is torch.Tensor``) take the in-place, storage and
 boolean-indexing fast paths; a subclass (DTensor, nn.Parameter, ...) takes the plain ones.
@@ -404,6 +409,32 @@ def _selu32(x: Any) -> Any:
     return _elu(x, _SELU_ALPHA32, _SELU_SCALE32, 1.0)
 
 
+_HS_DEFAULT = (1.0 / 6.0, 0.5)
+
+
+def _in_f32(op: Any, x: Any) -> Any:
+    """op(x), computed in float32 for half x and rounded once."""
+    return op(x.float()).to(x.dtype) if x.dtype in _HALF else op(x)
+
+
+def _outside(x: Any, lo: float, hi: float) -> bool:
+    """Whether some element of x is below lo or above hi (NaN is neither), by one reduction: a
+    read of x, where a comparison would write a mask and read it back."""
+    if x.numel() == 0:
+        return False
+    if x.dtype in _HALF:  # bounds past the dtype's range would round to +-inf
+        top = torch.finfo(x.dtype).max
+        lo, hi = max(lo, -top), hi if hi == _INF else min(hi, top)
+    if hi == _INF:
+        mn = mx = x.min().item()
+    else:
+        a, b = torch.aminmax(x)
+        mn, mx = a.item(), b.item()
+    if mn != mn:  # a NaN, which the reduction propagates: compare elementwise
+        return bool(((x < lo) | (x > hi)).any())
+    return bool(mn < lo or mx > hi)
+
+
 # Forward and backward both torch's: exact (clamps, selections) or within our bound, with our
 # derivative conventions at the kinks. A value of None means: not for these parameters.
 _FULL: dict[str, Any] = {
@@ -418,6 +449,17 @@ _FULL: dict[str, Any] = {
     # torch's celu backward is exp(x * (1/alpha)): the rounded 1/alpha costs |x/alpha| ulp.
     "celu": lambda x, a: F.elu(x) if a == 1.0 else None,
     "softplus": _softplus,
+    # torch divides by 6 where we multiply by 1/6 rounded: 1 ulp; backward 0 at -3 and 3 as ours
+    # (float64: its backward multiplies by 1/6 rounded to float32)
+    "hard_sigmoid": lambda x, a, b: (
+        F.hardsigmoid(x) if (a, b) == _HS_DEFAULT and x.dtype != torch.float64 else None
+    ),
+}
+
+# Both torch's, but only in eager mode and only for x within (lo, hi) (checked by one
+# min/max reduction): hardswish computes x (x + 3) and overflows for |x| > 5.7e37.
+_FULL_IN: dict[str, tuple[Any, float, float]] = {
+    "hard_silu": (F.hardswish, -5.0e37, 5.0e37),
 }
 
 # Forward kernels of torch's that meet our bound, with our backward. (lo, hi): the formula is
@@ -427,8 +469,11 @@ _FWD: dict[str, tuple[Any, dict[int, tuple[float, float]] | None]] = {
     "celu": (lambda x, a: F.celu(x, a), None),
     "sigmoid": (torch.sigmoid, {32: (-80.0, float("inf")), 64: (-700.0, float("inf"))}),
     "silu": (F.silu, {32: (-80.0, float("inf")), 64: (-700.0, float("inf"))}),
-    "mish": (F.mish, {32: (-15.0, float("inf")), 64: (-30.0, float("inf"))}),
-    "log_sigmoid": (lambda x: _softplus(-x).neg_() if _exact(x) else -_softplus(-x), None),
+    # 2.8 ulp on [-80, inf) in float32
+    "mish": (F.mish, {32: (-80.0, float("inf")), 64: (-30.0, float("inf"))}),
+    # 1.5 ulp over the whole range. (Not its backward too: torch's saves a second input-sized
+    # tensor, the Function here saves only x.)
+    "log_sigmoid": (F.logsigmoid, None),
 }
 
 
@@ -448,15 +493,10 @@ _GA_C = 1.5957691216057308  # 2 sqrt(2/pi)
 _GA_K = 0.044715
 
 
-def _nz(t: Any) -> Any:
-    """-0.0 as a float64 scalar tensor: -0 + y is y, bitwise (the sign of a zero included)."""
-    return torch.full((), -0.0, dtype=torch.float64, device=t.device)
-
-
 def _gelu_w(t: Any) -> Any:
     """gelu of float64 t: x erfc(-x / sqrt 2) / 2; below -40 it is -0 (and -inf gives no NaN)."""
     c = torch.clamp(t, min=-40.0)
-    return torch.addcmul(_nz(t), torch.special.erfc(c * -_SQRT1_2), c, value=0.5)
+    return torch.special.erfc(c * -_SQRT1_2) * c * 0.5
 
 
 def _d_gelu_w(t: Any) -> Any:
@@ -464,7 +504,7 @@ def _d_gelu_w(t: Any) -> Any:
     float64 t; past +-40 exactly 0 and 1."""
     c = torch.clamp(t, -40.0, 40.0)
     a = c * -_SQRT1_2
-    w = torch.addcmul(_nz(t), a, a, value=-1.0).exp()
+    w = torch.exp(-(a * a))
     return torch.addcmul(torch.special.erfc(a), c, w, value=2.0 * _INV_SQRT_2PI) * 0.5
 
 
@@ -490,88 +530,139 @@ def _d_gelu_approx_w(t: Any) -> Any:
     return torch.addcmul(s, torch.addcmul(cc, cc, c2, value=3.0 * _GA_K), s * torch.sigmoid(-v))
 
 
-def _gelu_w_(x: Any, g: Any, out: Any) -> Any:
-    """_gelu_w (g None) or g * _d_gelu_w, the same operations in place on fresh float64
-    temporaries (eager, plain tensors, autograd off), written into out: bitwise the same."""
-    nz = _nz(x)
+def _gelu_w_(x: Any, g: Any, out: Any, bufs: list[Any]) -> Any:
+    """_gelu_w (g None) or g * _d_gelu_w, the same operations in place in the float64 scratch
+    tensors bufs (eager, plain tensors, autograd off), rounded into out: bitwise the same. (The
+    product by g is taken in float64 and the result copied: an operation that casts while it
+    computes runs a scalar loop, 4 ns an element.)"""
+    c = bufs[0].copy_(x)
     if g is None:
-        c = x.double().clamp_(min=-40.0)
-        return torch.addcmul(nz, torch.mul(c, -_SQRT1_2).erfc_(), c, value=0.5, out=out)
-    c = x.double().clamp_(-40.0, 40.0)
-    a = torch.mul(c, -_SQRT1_2)
-    w = torch.addcmul(nz, a, a, value=-1.0).exp_()
+        c.clamp_(min=-40.0)
+        return out.copy_(torch.mul(c, -_SQRT1_2, out=bufs[1]).erfc_().mul_(c).mul_(0.5))
+    c.clamp_(-40.0, 40.0)
+    a = torch.mul(c, -_SQRT1_2, out=bufs[1])
+    w = torch.mul(a, a, out=bufs[2]).neg_().exp_()
     a.erfc_().addcmul_(c, w, value=2.0 * _INV_SQRT_2PI)
-    return torch.addcmul(nz, a, g, value=0.5, out=out)
+    return out.copy_(a.mul_(0.5).mul_(bufs[2].copy_(g)))
 
 
-def _gelu_approx_w_(x: Any, g: Any, out: Any) -> Any:
+def _gelu_approx_w_(x: Any, g: Any, out: Any, bufs: list[Any]) -> Any:
     """_gelu_approx_w (g None) or g * _d_gelu_approx_w in place, as _gelu_w_."""
-    t = x.double()
-    c = torch.clamp(t, -100.0, 100.0)
-    c2 = torch.mul(c, c)
+    t = bufs[0].copy_(x)
+    c = torch.clamp(t, -100.0, 100.0, out=bufs[1])
+    c2 = torch.mul(c, c, out=bufs[2])
     cc = c.mul_(_GA_C)
-    v = torch.addcmul(cc, cc, c2, value=_GA_K)
+    v = torch.addcmul(cc, cc, c2, value=_GA_K, out=bufs[3])
     if g is None:
-        return torch.mul(t.clamp_(min=-100.0), v.sigmoid_(), out=out)
+        return out.copy_(t.clamp_(min=-100.0).mul_(v.sigmoid_()))
     xv = torch.addcmul(cc, cc, c2, value=3.0 * _GA_K, out=c2)
     s = torch.sigmoid(v, out=t)
     sn = v.neg_().sigmoid_().mul_(s)
-    return torch.mul(s.addcmul_(xv, sn), g, out=out)
+    return out.copy_(s.addcmul_(xv, sn).mul_(bufs[1].copy_(g)))
 
 
 def _d_mish_w(t: Any) -> Any:
-    """mish' = tanh(sp) + x sech^2(sp) sigmoid(x), sp = softplus(x), for float64 t clipped to
+    """mish' = tanh(sp) + x sech^2(sp) sigmoid(x), sp = softplus(x), for float64 t, from
+    w = exp(x) alone: tanh(sp) = n q, sech^2(sp) = (1 - n q)(1 + n q) = 2 q (1 + n q),
+    sigmoid(x) = w / (1 + w), with n = w (w + 2), q = 1 / (n + 2); no cancellation, and no
+    log1p or tanh (torch's float64 softplus and tanh are scalar loops). x clipped to
     [-1000, 40] (past them 0 and 1 exactly; no inf * 0)."""
     c = torch.clamp(t, -1000.0, 40.0)
-    th = _softplus(c).tanh()
-    w = torch.addcmul(torch.ones((), dtype=torch.float64, device=t.device), th, th, value=-1.0)
-    return w * c * torch.sigmoid(c) + th
+    w = torch.exp(c)
+    n = (w + 2.0) * w
+    q = 1.0 / (n + 2.0)
+    th = n * q
+    return (1.0 + th) * ((2.0 * q) * c * (w / (1.0 + w))) + th
 
 
-def _d_mish_w_(x: Any, g: Any, out: Any) -> Any:
-    """g * _d_mish_w in place (the value: None, torch's kernel serves it)."""
-    c = x.double().clamp_(-1000.0, 40.0)
-    th = _softplus(c).tanh_()
-    one = torch.ones((), dtype=torch.float64, device=x.device)
-    w = torch.addcmul(one, th, th, value=-1.0).mul_(c).mul_(c.sigmoid_()).add_(th)
-    return torch.mul(w, g, out=out)
+def _d_mish_w_(x: Any, g: Any, out: Any, bufs: list[Any]) -> Any:
+    """g * _d_mish_w in place, as _gelu_w_ (the value: None, torch's kernel serves it)."""
+    c = bufs[0].copy_(x).clamp_(-1000.0, 40.0)
+    w = torch.exp(c, out=bufs[1])
+    n = torch.add(w, 2.0, out=bufs[2]).mul_(w)
+    q = torch.add(n, 2.0, out=bufs[3]).reciprocal_()
+    th = n.mul_(q)
+    w.div_(torch.add(w, 1.0, out=bufs[4]))
+    u = q.mul_(2.0).mul_(c).mul_(w)
+    r = torch.add(th, 1.0, out=c).mul_(u).add_(th)
+    return out.copy_(r.mul_(bufs[1].copy_(g)))
 
 
-# name -> (value, derivative) in float64 for float32 and half input, and both in place
-_WIDE: dict[str, tuple[Any, Any, Any]] = {
-    "gelu": (_gelu_w, _d_gelu_w, _gelu_w_),
-    "gelu_approx": (_gelu_approx_w, _d_gelu_approx_w, _gelu_approx_w_),
+def _sqp_w(t: Any, b: float) -> Any:
+    """squareplus of float64 t (b > 0): max(x, 0) + (b/2) / (|x| + r), r = sqrt(x^2 + b), which
+    is (x + r) / 2 on either side with nothing cancelling (r - |x| = b / (r + |x|)); x^2 of a
+    float32 x is exact in float64. x clipped to +-1e150 (no inf / inf)."""
+    c = torch.clamp(t, -1e150, 1e150)
+    a = torch.abs(c)
+    r = torch.sqrt(a * a + b)
+    return torch.clamp(c, min=0.0) + (0.5 * b) / (a + r)
+
+
+def _d_sqp_w(t: Any, b: float) -> Any:
+    """squareplus' = (1 + x / r) / 2 = (x + r) / (2 r): the value over r."""
+    c = torch.clamp(t, -1e150, 1e150)
+    a = torch.abs(c)
+    r = torch.sqrt(a * a + b)
+    return (torch.clamp(c, min=0.0) + (0.5 * b) / (a + r)) / r
+
+
+def _sqp_w_(x: Any, g: Any, out: Any, bufs: list[Any], b: float) -> Any:
+    """_sqp_w (g None) or g * _d_sqp_w in place, as _gelu_w_."""
+    c = bufs[0].copy_(x).clamp_(-1e150, 1e150)
+    a = torch.abs(c, out=bufs[1])
+    r = torch.mul(a, a, out=bufs[2]).add_(b).sqrt_()
+    v = c.clamp_(min=0.0).add_(a.add_(r).reciprocal_().mul_(0.5 * b))
+    if g is None:
+        return out.copy_(v)
+    return out.copy_(v.div_(r).mul_(bufs[1].copy_(g)))
+
+
+# name -> (value, derivative) in float64 for float32 and half input, both in place, the
+# hyper-parameters it takes (None: any), and the scratch tensors the in-place evaluation uses
+_WIDE: dict[str, tuple[Any, Any, Any, Any, int]] = {
+    "gelu": (_gelu_w, _d_gelu_w, _gelu_w_, None, 3),
+    "gelu_approx": (_gelu_approx_w, _d_gelu_approx_w, _gelu_approx_w_, None, 4),
+    "squareplus": (_sqp_w, _d_sqp_w, _sqp_w_, lambda p: p[0] > 0.0, 3),  # b = 0: relu's kernel
 }
 # the same for the derivative alone (the value: torch's kernel and the formula, see _FWD)
-_WIDE_D: dict[str, tuple[Any, Any, Any]] = {
-    "mish": (None, _d_mish_w, _d_mish_w_),
+_WIDE_D: dict[str, tuple[Any, Any, Any, Any, int]] = {
+    "mish": (None, _d_mish_w, _d_mish_w_, None, 5),
 }
 
 
-def _wide_d(name: str, x: Any) -> bool:
-    return (name in _WIDE or name in _WIDE_D) and x.dtype != torch.float64
+def _wide_for(name: str, x: Any, p: Any, table: dict[str, Any]) -> bool:
+    f = table.get(name)
+    return f is not None and x.dtype != torch.float64 and (f[3] is None or bool(f[3](p)))
 
 
-# Elements per chunk of the in-place evaluation: its float64 temporaries take 3 x 8 MiB instead
-# of 6x the input, and a parallel region per operation still has 2^20 elements to share out.
-_CHUNK = 1 << 20
+def _wide_d(name: str, x: Any, p: Any = ()) -> bool:
+    return _wide_for(name, x, p, _WIDE) or _wide_for(name, x, p, _WIDE_D)
 
 
-def _by_chunks(f: Any, x: Any, g: Any, out: Any) -> Any:
-    """f(x, g, out) of _WIDE (in place), chunk by chunk of the flattened arrays."""
+# Elements per chunk of the in-place evaluation: its float64 temporaries (1 MiB each) stay in
+# the cache instead of streaming through memory, and a parallel region per operation still has
+# 2^17 elements to share out (2^17 measured 2-3x faster than 2^20 and than 2^15 at 2^24).
+_CHUNK = 1 << 17
+
+
+def _by_chunks(f: Any, nbuf: int, x: Any, g: Any, out: Any, p: Any) -> Any:
+    """f(x, g, out, bufs, *p) of _WIDE (in place), chunk by chunk of the flattened arrays, with
+    nbuf float64 scratch tensors of a chunk's size reused from chunk to chunk (a fresh tensor
+    of a MiB costs the kernel's page faults and zeroing: more than the arithmetic)."""
     n = x.numel()
-    if n <= _CHUNK:
-        return f(x, g, out)
     xf, of = x.reshape(-1), out.view(-1)
     gf = g.reshape(-1) if g is not None and g.dim() else None
+    m = min(n, _CHUNK)
+    bufs = [torch.empty(m, dtype=torch.float64, device=x.device) for _ in range(nbuf)]
     for i in range(0, n, _CHUNK):
-        j = i + _CHUNK
-        f(xf[i:j], g if gf is None else gf[i:j], of[i:j])
+        j = min(i + _CHUNK, n)
+        bs = bufs if j - i == m else [b[: j - i] for b in bufs]
+        f(xf[i:j], g if gf is None else gf[i:j], of[i:j], bs, *p)
     return out
 
 
-def _wide(name: str, x: Any) -> bool:
-    return name in _WIDE and x.dtype != torch.float64
+def _wide(name: str, x: Any, p: Any = ()) -> bool:
+    return _wide_for(name, x, p, _WIDE)
 
 
 def _fast_wide(x: Any, g: Any = None) -> bool:
@@ -583,62 +674,80 @@ def _fast_wide(x: Any, g: Any = None) -> bool:
     )
 
 
-def _wide_value(name: str, x: Any, k: int = 0) -> Any:
+def _wide_value(name: str, x: Any, k: int = 0, p: Any = ()) -> Any:
     """The value (k = 0) or the derivative (k = 1) of a _WIDE entry at float32 or half x."""
     f = _WIDE.get(name) or _WIDE_D[name]
     if _fast_wide(x):
         one = torch.ones((), dtype=torch.float64) if k else None
-        return _by_chunks(f[2], x, one, torch.empty_like(x, memory_format=torch.contiguous_format))
-    return f[k](x.double()).to(x.dtype)
+        out = torch.empty_like(x, memory_format=torch.contiguous_format)
+        return _by_chunks(f[2], f[4], x, one, out, p)
+    return f[k](x.double(), *p).to(x.dtype)
 
 
-def _wide_grad(name: str, g: Any, x: Any) -> Any:
+def _wide_grad(name: str, g: Any, x: Any, p: Any = ()) -> Any:
     """g times the derivative, in float64, rounded once to g's dtype (differentiable in g and x
     when a graph is being built)."""
     f = _WIDE.get(name) or _WIDE_D[name]
     if _fast_wide(x, g):
-        return _by_chunks(f[2], x, g, torch.empty_like(g, memory_format=torch.contiguous_format))
-    return (f[1](x.double()) * g.double()).to(g.dtype)
+        out = torch.empty_like(g, memory_format=torch.contiguous_format)
+        return _by_chunks(f[2], f[4], x, g, out, p)
+    return (f[1](x.double(), *p) * g.double()).to(g.dtype)
 
 
-def _sig_neg(x: Any) -> Any:
-    return torch.neg(x).sigmoid_() if _exact(x) else torch.sigmoid(-x)
+def _sig_nabs(x: Any) -> Any:
+    """sigmoid(-|x|), a fresh tensor: at most 1/2, so 1 - it does not cancel."""
+    return torch.abs(x).neg_().sigmoid_()
 
 
-def _sig_both(x: Any) -> Any:
-    return torch.sigmoid(x).mul_(_sig_neg(x)) if _exact(x) else torch.sigmoid(x) * _sig_neg(x)
+def _g_sigmoid(g: Any, x: Any) -> Any:
+    """g sigmoid'(x) = g s (1 - s) with s = sigmoid(-|x|) (sigmoid' is even): 2.6 ulp in float32
+    on [-80, 80]; torch's sigmoid_backward written over s."""
+    s = _sig_nabs(x)
+    return torch.ops.aten.sigmoid_backward.grad_input(g, s, grad_input=s)
 
 
-# Derivatives from torch's kernels, for a backward that builds no graph, and where the formula
-# is used instead (x < lo or x > hi: torch's sigmoid underflows there). sigmoid(x) sigmoid(-x)
-# is within 1.9 ulp on [-80, 80] in float32 (the formula: 2.7).
-_BWD: dict[str, tuple[Any, dict[int, tuple[float, float]]]] = {
-    "sigmoid": (_sig_both, {32: (-80.0, 80.0), 64: (-700.0, 700.0)}),
-    "log_sigmoid": (_sig_neg, {32: (-float("inf"), 80.0), 64: (-float("inf"), 700.0)}),
+def _g_tanh(g: Any, x: Any) -> Any:
+    """g tanh'(x) = g / cosh(x)^2: 3.5 ulp in float32 over the whole range (1 - tanh^2 cancels)."""
+    return torch.cosh(x).reciprocal_().square_().mul_(g)
+
+
+# Backward from torch's kernels, for a backward that builds no graph on plain tensors: name ->
+# (g, x -> g f'(x) in x's dtype, {precision: (lo, hi)}); the formula serves the elements
+# outside (lo, hi) (found by one min/max reduction; none for usual inputs). torch's
+# silu_backward s (1 + x (1 - s)) is within 3.8 ulp on [-80, 5]; above, 1 - s cancels, but
+# in float32 only to 8.2 ulp (at x = 16.6; x (1 - s) is then below 1e-6), in float64 to 18.
+_INF = float("inf")
+_BWD: dict[str, tuple[Any, dict[int, tuple[float, float]] | None]] = {
+    "sigmoid": (_g_sigmoid, {32: (-80.0, 80.0), 64: (-700.0, 700.0)}),
+    "tanh": (_g_tanh, None),
+    # g sigmoid(-x): 2.2 ulp below 80 (torch's sigmoid underflows past 88.7)
+    "log_sigmoid": (lambda g, x: torch.neg(x).sigmoid_().mul_(g), {32: (-_INF, 80.0), 64: (-_INF, 700.0)}),
+    # (+inf: inf * 0 in torch's)
+    "silu": (torch.ops.aten.silu_backward, {32: (-80.0, 3.4e38), 64: (-700.0, 5.0)}),
 }
 
 
-def _native_deriv(entry: Entry, x: Any, p: tuple[Any, ...]) -> Any:
-    """The derivative in the working dtype, for a backward without a graph."""
+def _native_grad(entry: Entry, g: Any, x: Any, p: tuple[Any, ...]) -> Any:
+    """g times the derivative, rounded once to g's dtype, for a backward without a graph."""
     bwd = _BWD.get(entry.name)
-    if bwd is None:
-        return _dwork_fast(entry.deriv, x, *p)
+    if bwd is None or not _exact(g, x) or g.shape != x.shape:
+        return _scaled(g, _dwork_fast(entry.deriv, x, *p), x)
     native, tails = bwd
-    xw = x.float() if x.dtype in _HALF else x
-    d = native(xw)
-    lo, hi = tails[64 if x.dtype == torch.float64 else 32]
-    m = (xw < lo) | (xw > hi)
-    if not _exact(x):  # no boolean indexing on a subclass: the formula everywhere, selected
-        return torch.where(m, entry.deriv(O, xw, *p), d)
-    if bool(m.any()):
-        d[m] = entry.deriv(O, xw[m], *p)
-    return d
+    half = x.dtype in _HALF
+    xw, gw = (x.float(), g.float()) if half else (x, g)
+    r = native(gw, xw)
+    if tails is not None:
+        lo, hi = tails[64 if x.dtype == torch.float64 else 32]
+        if _outside(xw, lo, hi):
+            m = (xw < lo) | (xw > hi)
+            r[m] = gw[m] * entry.deriv(O, xw[m], *p)
+    return r.to(g.dtype) if half else r
 
 
 def _forward(entry: Entry, fwd: Any, x: Any, p: tuple[Any, ...], eager: bool) -> Any:
     """The value, with autograd off (plain path or inside Function.forward)."""
-    if _wide(entry.name, x):
-        return _wide_value(entry.name, x)
+    if _wide(entry.name, x, p):
+        return _wide_value(entry.name, x, 0, p)
     if fwd is None or not eager:
         return _work_fast(entry.value, x, *p) if eager else _work(entry.value, x, *p)
     native, tails = fwd
@@ -648,16 +757,17 @@ def _forward(entry: Entry, fwd: Any, x: Any, p: tuple[Any, ...], eager: bool) ->
     y = native(x, *p)
     if tails is not None:
         lo, hi = tails[prec]
-        m = x < lo if hi == float("inf") else (x < lo) | (x > hi)
         if not _exact(x):  # no boolean indexing on a subclass: the formula everywhere, selected
+            m = (x < lo) | (x > hi)
             return torch.where(m, _work(entry.value, x, *p), y)
-        if bool(m.any()):
+        if _outside(x, lo, hi):
+            m = (x < lo) | (x > hi)
             y[m] = _work(entry.value, x[m], *p)
     return y
 
 
-def _eager_deriv(name: str, x: Any, p: tuple[Any, ...]) -> Any:
-    return _native_deriv(_BY_NAME[name].entry, x, p)
+def _eager_grad(name: str, g: Any, x: Any, p: tuple[Any, ...]) -> Any:
+    return _native_grad(_BY_NAME[name].entry, g, x, p)
 
 
 def _eager_forward(name: str, x: Any, p: tuple[Any, ...]) -> Any:
@@ -671,6 +781,7 @@ class _Kernel:
     def __init__(self, entry: Entry) -> None:
         self.entry = entry
         self.full = _FULL.get(entry.name)
+        self.full_in = _FULL_IN.get(entry.name)
         self.fwd = _FWD.get(entry.name)
         self.fn, self.fnc = _make_function(entry, self.fwd)
 
@@ -679,6 +790,10 @@ class _Kernel:
             y = self.full(x, *p)
             if y is not None:
                 return y
+        if self.full_in is not None and _exact(x) and _eager():
+            op, lo, hi = self.full_in
+            if not _outside(x.detach() if x.requires_grad else x, lo, hi):
+                return op(x, *p)
         if torch.compiler.is_compiling():
             return self.fnc.apply(x, *p)
         if not (x.requires_grad and torch.is_grad_enabled()) and _eager():
@@ -702,6 +817,8 @@ def _make_function(entry: Entry, fwd: Any) -> Any:
     def forward1(x: Any, a: Any) -> Any:
         if _eager():
             return _eager_forward(name, x, (a,))
+        if _wide(name, x, (a,)):
+            return _wide_value(name, x, 0, (a,))
         return _work(value, x, a)
 
     def forward2(x: Any, a: Any, b: Any) -> Any:
@@ -725,10 +842,10 @@ def _make_function(entry: Entry, fwd: Any) -> Any:
         def backward(ctx: Any, g: Any) -> Any:
             (x,) = ctx.saved_tensors
             none = (None,) * len(ctx.p)
-            if _wide_d(name, x):
-                return (_wide_grad(name, g, x), *none)
+            if _wide_d(name, x, ctx.p):
+                return (_wide_grad(name, g, x, ctx.p), *none)
             if _no_graph():
-                return (_scaled(g, _eager_deriv(name, x, ctx.p), x), *none)
+                return (_eager_grad(name, g, x, ctx.p), *none)
             return (_scaled(g, _dwork(deriv, x, *ctx.p)), *none)
 
     class Fn(FnC):
@@ -740,8 +857,8 @@ def _make_function(entry: Entry, fwd: Any) -> Any:
         @staticmethod
         def jvp(ctx: Any, tx: Any, *_: Any) -> Any:
             (x,) = ctx.saved_tensors
-            if _wide_d(name, x):
-                return _wide_grad(name, tx, x)
+            if _wide_d(name, x, ctx.p):
+                return _wide_grad(name, tx, x, ctx.p)
             return _scaled(tx, _dwork(deriv, x, *ctx.p))
 
     Fn.__name__ = Fn.__qualname__ = f"kaun_{entry.name}"
@@ -799,12 +916,35 @@ def _prelu_function(entry: Entry) -> Any:
     return _Pair(Fn, FnC, fwd)
 
 
+# glu's forward is torch's (a * sigmoid(b), 2.5 ulp) while every b >= _GLU_LO: below, torch's
+# sigmoid drifts to 4 ulp (and underflows below -88).
+_GLU_LO = -16.0
+
+
+def _glu_grad(deriv: Any, g: Any, x: Any, ax: int) -> Any:
+    """(g sigmoid(b), g a sigmoid'(b)) side by side along ax, for a backward without a graph;
+    torch's kernels where b is in [-80, 80], the formula otherwise."""
+    a, b = halves(x, ax)
+    if not _exact(g, x) or g.shape != a.shape or x.dtype in _HALF or _outside(b, -80.0, 80.0):
+        da, db = _dwork_fast(deriv, a, b)
+        return torch.cat([_scaled(g, da, x), _scaled(g, db, x)], dim=ax)
+    out = torch.empty_like(x)
+    oa, ob = halves(out, ax)
+    torch.sigmoid(b, out=oa).mul_(g)
+    s = torch.abs(b, out=ob).neg_().sigmoid_()
+    torch.ops.aten.sigmoid_backward.grad_input(g, s, grad_input=s)
+    ob.mul_(a)
+    return out
+
+
 def _glu_function(entry: Entry) -> Any:
     value, deriv = entry.value, entry.deriv
 
     def fwd(x: Any, ax: int) -> Any:
         a, b = halves(x, ax)
         if _eager():
+            if _exact(x) and not _outside(b, _GLU_LO, _INF):
+                return _in_f32(lambda t: F.glu(t, ax), x)
             return _work_fast(value, a, b)
         return _work(value, a, b.float() if a.dtype in _HALF else b)
 
@@ -824,9 +964,7 @@ def _glu_function(entry: Entry) -> Any:
         def backward(ctx: Any, g: Any) -> Any:
             (x,) = ctx.saved_tensors
             if _no_graph():
-                a, b = halves(x, ctx.ax)
-                da, db = _dwork_fast(deriv, a, b)
-                return torch.cat([_scaled(g, da, x), _scaled(g, db, x)], dim=ctx.ax), None
+                return _glu_grad(deriv, g, x, ctx.ax), None
             da, db = _dwork(lambda o, x: deriv(o, *halves(x, ctx.ax)), x)
             return torch.cat([_scaled(g, da), _scaled(g, db)], dim=ctx.ax), None
 
@@ -878,6 +1016,10 @@ _TABLE = _build()
 _BY_NAME = {e.name: k for e, k in _TABLE.items() if isinstance(k, _Kernel) and e.kind != "prelu"}
 
 
+_FLOATS = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
+_F32_LO, _F32_HI = 1.1754943508222875e-38, 3.4028234663852886e38
+
+
 def _plain(x: Any) -> bool:
     return not (x.requires_grad and torch.is_grad_enabled()) and _eager()
 
@@ -895,14 +1037,30 @@ class TorchBackend(Backend):
             return torch.relu(x)
         return _TABLE[entry](x, p)
 
+    def fast(self, entry: Entry, p: tuple[float, ...]) -> Any:
+        if not all(v == 0.0 or _F32_LO <= abs(v) <= _F32_HI for v in p):
+            return None  # float32 or half input gets the range error of the checked path
+        k = _TABLE[entry]
+        full = k.full if isinstance(k, _Kernel) else None
+        if full is not None and all(full(torch.zeros(1, dtype=t), *p) is not None for t in _FLOATS):
+            # torch's own op for these parameters and every dtype, whatever the mode
+            if not p:
+                return lambda x: full(x) if x.dtype in _FLOATS else None
+            return lambda x: full(x, *p) if x.dtype in _FLOATS else None
+        return lambda x: k(x, p) if x.dtype in _FLOATS else None
+
     def derivative(self, entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
-        if _wide_d(entry.name, x) and entry.kind == "elementwise":
-            return _wide_value(entry.name, x, 1)
+        if _wide_d(entry.name, x, p) and entry.kind == "elementwise":
+            return _wide_value(entry.name, x, 1, p)
         if _plain(x):
             return _work_fast(entry.deriv, x, *p)
         return _work(entry.deriv, x, *p)
 
     def prelu(self, entry: Entry, x: Any, alpha: Any) -> Any:
+        if _exact(x, alpha):
+            # torch's prelu kernel: x > 0 ? x : alpha x, broadcast, one pass; exact as ours, with
+            # the same derivatives (alpha at 0) and alpha's gradient summed to its shape
+            return torch._prelu_kernel(x, alpha)
         fn = _TABLE[entry]
         if _plain(x) and not (alpha.requires_grad and torch.is_grad_enabled()):
             return fn.fwd(x, alpha)

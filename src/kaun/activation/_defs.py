@@ -684,7 +684,7 @@ def hard_silu(x: ArrayT, /) -> ArrayT:
     """Hard SiLU (hard swish): ``x * hard_sigmoid(x)`` = ``x * min(1, max(0, x/6 + 1/2))``.
 
     Derivative: ``hard_sigmoid(x) + x/6`` on (-3, 3), 0 below, 1 above: 0 at -3 and 1 at 3
-    (the saturated side; torch's hardswish gives the inner piece there, -0.5 and 1.5).
+    (the saturated side, as torch's hardswish).
 
     Example:
         >>> A.hard_silu(np.array([-4.0, 0.0, 1.5, 4.0]))
