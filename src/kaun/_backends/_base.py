@@ -33,6 +33,12 @@ class Backend:
     def elementwise(self, entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
         return self.work(entry.value, x, *p)
 
+    def fast(self, entry: Entry, p: tuple[float, ...]) -> Any:
+        """A callable x -> elementwise(entry, x, p) for arrays of the type just served, that
+        returns None for any x it cannot serve without the checks (see ``_dispatch.apply``);
+        None: no fast path."""
+        return None
+
     def derivative(self, entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
         return self.work(entry.deriv, x, *p)
 

@@ -80,14 +80,40 @@ def check_float32_range(entry: Entry, x: Any, p: tuple[float, ...]) -> None:
             )
 
 
+_FAST_MAX = 64  # fast callables kept per entry (distinct array types x hyper-parameters)
+
+
+def _cacheable(params: tuple[Any, ...]) -> bool:
+    """Hyper-parameters that identify their checked values by equality: nonzero Python floats
+    (True == 1.0 and 0.0 == -0.0 would otherwise share a key)."""
+    for v in params:
+        if type(v) is not float or v == 0.0:
+            return False
+    return True
+
+
 def apply(entry: Entry, x: T, params: tuple[Any, ...]) -> T:
+    # The fast path: a backend's callable for this array type and these hyper-parameters, stored
+    # after a call that passed every check; it re-checks only what varies per array (the dtype)
+    # and returns None to send the call down the checked path below.
+    key = (type(x), params)
+    f = entry.fast.get(key) if not params or _cacheable(params) else None
+    if f is not None:
+        y = f(x)
+        if y is not None:
+            return cast(T, y)
     be, a = prepare(entry, x)
     if params:
         p = hyper(entry, params)
         check_float32_range(entry, a, p)
     else:
         p = ()
-    return cast(T, be.elementwise(entry, a, p))
+    y = be.elementwise(entry, a, p)
+    if f is None and a is x and len(entry.fast) < _FAST_MAX and (not params or _cacheable(params)):
+        fast = be.fast(entry, p)
+        if fast is not None:
+            entry.fast[key] = fast
+    return cast(T, y)
 
 
 def apply_prelu(entry: Entry, x: T, alpha: Any) -> T:

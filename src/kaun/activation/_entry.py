@@ -29,6 +29,9 @@ class Entry:
     ints: bool = False
     smooth: bool = False
     fn: Callable[..., Any] | None = field(default=None, repr=False)
+    # (array type, raw hyper-parameters) -> a callable that serves x of that type directly, or
+    # returns None to send it down the checked path (see ``_dispatch.apply``)
+    fast: dict[Any, Callable[[Any], Any]] = field(default_factory=dict, repr=False)
 
     @property
     def qualname(self) -> str:
