@@ -348,7 +348,13 @@ def test_numpy_is_the_formula(name: str, kw: dict[str, float], dtype: str) -> No
     got = getattr(A, name)(x, **kw)
     dgot = A.derivative(getattr(A, name))(x, **kw)
     assert got.dtype == x.dtype and dgot.dtype == x.dtype
-    np.testing.assert_array_equal(got.astype(np.float64), want.astype(np.float64))
+    if dtype == "float32" and name in KN._WIDE and (name != "squareplus" or p[0] > 0.0):
+        # float32 through a float64 evaluation rounded once: the formula in float64, rounded
+        with np.errstate(all="ignore"):
+            ref = e.value(KN.NumpyOps(), x.astype(np.float64), *p).astype(np.float32)
+        assert _ulps(torch.from_numpy(got), torch.from_numpy(ref)) <= 1.0
+    else:
+        np.testing.assert_array_equal(got.astype(np.float64), want.astype(np.float64))
     np.testing.assert_array_equal(dgot.astype(np.float64), dwant.astype(np.float64))
     np.testing.assert_array_equal(x.astype(np.float64), before.astype(np.float64))
 
