@@ -113,3 +113,34 @@ def test_python_numbers_and_lists() -> None:
     assert y.dtype == np.float64
     r = A.relu([-1, 2])
     assert r.dtype.kind == "i" and r.tolist() == [0, 2]
+
+
+def test_fast_path_keeps_every_check() -> None:
+    """A second call takes the per-type fast path (``_dispatch.apply``): what the first call
+    checked must still be checked, and results must equal the checked path's."""
+    import torch
+
+    from kaun.activation._defs import ENTRIES
+
+    x = torch.tensor([-2.0, -0.0, 0.0, 3.0])
+    for _ in range(2):
+        A.leaky_relu(x, negative_slope=0.2)
+        A.relu(x)
+    assert ENTRIES["leaky_relu"].fast and ENTRIES["relu"].fast
+    with pytest.raises(TypeError, match="negative_slope"):
+        A.leaky_relu(x, negative_slope=True)  # True == 1.0, but not a real number here
+    # a zero slope is never cached: -0.0 and 0.0 give their own signed zeros
+    for s in (0.0, -0.0, 0.0):
+        got = A.leaky_relu(x, negative_slope=s)
+        want = A.leaky_relu(x.numpy(), negative_slope=s)
+        assert np.array_equal(np.signbit(got.numpy()), np.signbit(want))
+    # the dtype is checked on every call
+    assert A.relu(torch.tensor([-1, 2])).tolist() == [0, 2]
+    with pytest.raises(TypeError, match="kaun.activation.sigmoid"):
+        A.sigmoid(x)
+        A.sigmoid(torch.tensor([1, 2]))
+    # a float64 call does not open the door to a float32-range error
+    A.elu(x.double(), alpha=1e300)
+    A.elu(x.double(), alpha=1e300)
+    with pytest.raises(ValueError, match="alpha"):
+        A.elu(x, alpha=1e300)

@@ -19,13 +19,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from _reference import ZERO_WINDOW, ZEROS  # benchmarks/ (on sys.path by conftest)
 
 import kaun.activation as A
 from kaun._backends import _jax as KJ
 from kaun._backends import _numpy as KN
 from kaun._backends import _torch as KT
 from kaun.activation._defs import ENTRIES
-from _reference import ZERO_WINDOW, ZEROS  # benchmarks/ (on sys.path by conftest)
 
 DTYPES = ["float32", "float64", "float16", "bfloat16"]
 ELEMENTWISE = [n for n, e in ENTRIES.items() if e.kind == "elementwise"]

@@ -681,7 +681,8 @@ def _wide_value(name: str, x: Any, k: int = 0, p: Any = ()) -> Any:
         one = torch.ones((), dtype=torch.float64) if k else None
         out = torch.empty_like(x, memory_format=torch.contiguous_format)
         return _by_chunks(f[2], f[4], x, one, out, p)
-    return f[k](x.double(), *p).to(x.dtype)
+    plain: Any = f[1] if k else f[0]
+    return plain(x.double(), *p).to(x.dtype)
 
 
 def _wide_grad(name: str, g: Any, x: Any, p: Any = ()) -> Any:
