@@ -40,7 +40,7 @@ PARAMS: dict[str, list[dict[str, float]]] = {
 }
 CASES = [(n, {}) for n in ELEMENTWISE] + [(n, kw) for n, kws in PARAMS.items() for kw in kws]
 # served (in part) by torch's own kernels, or in float64 for float32 and half (KT._WIDE)
-NATIVE = set(KT._FULL) | set(KT._FULL_IN) | set(KT._FWD) | set(KT._WIDE)
+NATIVE = set(KT._FULL) | set(KT._FWD) | set(KT._WIDE)
 # torch's kernel against our formula, each within the accuracy bound of the truth (value 4 ulp;
 # derivative: silu' on torch is 8.2 ulp off in float32, the formula 6.9): at most their sum apart
 NATIVE_ULPS = 8.0
@@ -406,3 +406,22 @@ def test_torch_compile_fullgraph_takes_the_traceable_path(name: str) -> None:
     assert _ulps(yc, ye) <= NATIVE_ULPS and _ulps(gc, ge) <= NATIVE_ULPS
     with torch.no_grad():
         assert _ulps(compiled(x), fn(x)) <= NATIVE_ULPS
+
+
+@pytest.mark.parametrize("name", ["gelu", "gelu_approx", "squareplus", "mish"])
+def test_torch_float64_route_in_threads(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The float64 evaluation in chunks taken by several threads (forced here with small
+    chunks): bitwise the one-thread result, forward and backward, with the input requiring grad
+    (grad mode is per thread) and inside no_grad."""
+    x = _t(_grid("float32", 1 << 16), "float32")  # at least INPLACE_MIN elements
+    g = torch.from_numpy(np.random.default_rng(5).uniform(0.5, 2.0, x.numel()).astype(np.float32))
+    fn = getattr(A, name)
+    plain = fn(x)
+    _, want = _grad(fn, x, g, create_graph=False)
+    monkeypatch.setattr(KT, "_CHUNK", 1 << 9)
+    monkeypatch.setattr(KT, "_threads", lambda: 3)
+    assert _bitwise(fn(x), plain)
+    with torch.no_grad():
+        assert _bitwise(fn(x.clone().requires_grad_()), plain)
+    y, got = _grad(fn, x, g, create_graph=False)
+    assert _bitwise(y, plain) and _bitwise(got, want)

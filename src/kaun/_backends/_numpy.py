@@ -345,6 +345,7 @@ _SAME: dict[str, tuple[Kernel, int, Callable[[tuple[Any, ...]], tuple[Any, ...] 
 
 def _run(k: Kernel, nbuf: int, bdt: Any, x: Any, p: tuple[Any, ...]) -> Any:
     """k over x (any shape, any strides) block by block, into a fresh array of x's dtype."""
+    x = np.asarray(x)  # a subclass (np.matrix keeps 2-D under reshape): its plain array
     flat = (x if x.flags.c_contiguous else np.ascontiguousarray(x)).reshape(-1)
     n = flat.size
     out = np.empty(n, dtype=x.dtype)
@@ -410,7 +411,7 @@ class NumpyBackend(Backend):
     def glu(self, entry: Entry, x: Any, ax: int) -> Any:
         """float32: a / (1 + exp(-b)) in float64, rounded once (see _WIDE), over blocks of the
         two halves, viewed as (rows, 2, length) of the C-contiguous input."""
-        if x.dtype != _F32:
+        if x.dtype != _F32 or type(x) is not np.ndarray:  # a subclass: the shared formula
             return super().glu(entry, x, ax)
         xc = x if x.flags.c_contiguous else np.ascontiguousarray(x)
         shape = xc.shape

@@ -5,10 +5,8 @@ Three ways to serve a call, chosen per call by cheap checks (``_eager``/``_needs
 
 * **native**: torch's own op, forward and backward, where both meet our accuracy bound and the
   derivative conventions (``_FULL``: relu, relu6, hard_tanh, leaky_relu, elu, selu, celu with
-  alpha 1, softplus with a threshold that is exact for the dtype, hard_sigmoid with its
-  defaults; prelu with an alpha tensor; ``_FULL_IN``, eager only and after one
-  min/max reduction of x: hard_silu away from overflow). Everything (autograd of any order,
-  ``torch.func``, ``torch.compile``) is then torch's own business.
+  alpha 1, softplus with a threshold that is exact for the dtype). Everything (autograd of any
+  order, ``torch.func``, ``torch.compile``) is then torch's own business.
 * **no autograd needed** (the input does not require grad, or grad mode is off; no
   ``torch.func`` transform and no forward-mode AD level active; not under ``torch.compile``): the
   value is computed directly, without an ``autograd.Function``. Large arrays are evaluated
@@ -38,13 +36,13 @@ boolean-indexing fast paths; a subclass (DTensor, nn.Parameter, ...) takes the p
 from __future__ import annotations
 
 import sys
+import threading
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch.autograd import forward_ad as _fwd_ad
 
-from ..activation._dispatch import halves
 from ..activation._entry import Entry
 from ._base import Backend
 
@@ -417,22 +415,36 @@ def _in_f32(op: Any, x: Any) -> Any:
     return op(x.float()).to(x.dtype) if x.dtype in _HALF else op(x)
 
 
-def _outside(x: Any, lo: float, hi: float) -> bool:
-    """Whether some element of x is below lo or above hi (NaN is neither), by one reduction: a
+def _outside(x: Any, lo: float, hi: float, nan: bool = False) -> bool:
+    """Whether some element of x is below lo or above hi (or NaN, if nan), by one reduction: a
     read of x, where a comparison would write a mask and read it back."""
     if x.numel() == 0:
         return False
-    if x.dtype in _HALF:  # bounds past the dtype's range would round to +-inf
-        top = torch.finfo(x.dtype).max
-        lo, hi = max(lo, -top), hi if hi == _INF else min(hi, top)
+    lo, hi = _bounds(x, lo, hi)
     if hi == _INF:
         mn = mx = x.min().item()
     else:
         a, b = torch.aminmax(x)
         mn, mx = a.item(), b.item()
     if mn != mn:  # a NaN, which the reduction propagates: compare elementwise
-        return bool(((x < lo) | (x > hi)).any())
+        return nan or bool(((x < lo) | (x > hi)).any())
     return bool(mn < lo or mx > hi)
+
+
+def _bounds(x: Any, lo: float, hi: float) -> tuple[float, float]:
+    """(lo, hi) within x's finite range: a bound past it would round to +-inf in a comparison
+    with half precision x (an infinite bound stays: it means no bound)."""
+    if x.dtype in _HALF:
+        top = torch.finfo(x.dtype).max
+        lo, hi = lo if lo == -_INF else max(lo, -top), hi if hi == _INF else min(hi, top)
+    return lo, hi
+
+
+def _out_mask(x: Any, lo: float, hi: float, nan: bool = False) -> Any:
+    """The elements that _outside looks for."""
+    lo, hi = _bounds(x, lo, hi)
+    m = (x < lo) | (x > hi)
+    return m | torch.isnan(x) if nan else m
 
 
 # Forward and backward both torch's: exact (clamps, selections) or within our bound, with our
@@ -449,23 +461,18 @@ _FULL: dict[str, Any] = {
     # torch's celu backward is exp(x * (1/alpha)): the rounded 1/alpha costs |x/alpha| ulp.
     "celu": lambda x, a: F.elu(x) if a == 1.0 else None,
     "softplus": _softplus,
-    # torch divides by 6 where we multiply by 1/6 rounded: 1 ulp; backward 0 at -3 and 3 as ours
-    # (float64: its backward multiplies by 1/6 rounded to float32)
-    "hard_sigmoid": lambda x, a, b: (
-        F.hardsigmoid(x) if (a, b) == _HS_DEFAULT and x.dtype != torch.float64 else None
-    ),
 }
 
-# Both torch's, but only in eager mode and only for x within (lo, hi) (checked by one
-# min/max reduction): hardswish computes x (x + 3) and overflows for |x| > 5.7e37.
-_FULL_IN: dict[str, tuple[Any, float, float]] = {
-    "hard_silu": (F.hardswish, -5.0e37, 5.0e37),
-}
-
-# Forward kernels of torch's that meet our bound, with our backward. (lo, hi): the formula is
-# used instead where x < lo or x > hi, per working precision (torch's kernel underflows there).
+# Forward kernels of torch's that meet our bound, with our backward (torch's has no double
+# backward for hardsigmoid and hardswish). (lo, hi): the formula is used instead where x < lo
+# or x > hi, per working precision (torch's kernel underflows there). A kernel that returns
+# None declines these parameters.
 _FWD: dict[str, tuple[Any, dict[int, tuple[float, float]] | None]] = {
     "tanh": (torch.tanh, None),
+    # torch divides by 6 where we multiply by 1/6 rounded: 1 ulp
+    "hard_sigmoid": (lambda x, a, b: F.hardsigmoid(x) if (a, b) == _HS_DEFAULT else None, None),
+    # hardswish computes x (x + 3): it overflows for |x| > 5.7e37 (float32)
+    "hard_silu": (F.hardswish, {32: (-5.0e37, 5.0e37), 64: (-1.0e307, 1.0e307)}),
     "celu": (lambda x, a: F.celu(x, a), None),
     "sigmoid": (torch.sigmoid, {32: (-80.0, float("inf")), 64: (-700.0, float("inf"))}),
     "silu": (F.silu, {32: (-80.0, float("inf")), 64: (-700.0, float("inf"))}),
@@ -639,25 +646,63 @@ def _wide_d(name: str, x: Any, p: Any = ()) -> bool:
     return _wide_for(name, x, p, _WIDE) or _wide_for(name, x, p, _WIDE_D)
 
 
-# Elements per chunk of the in-place evaluation: its float64 temporaries (1 MiB each) stay in
-# the cache instead of streaming through memory, and a parallel region per operation still has
-# 2^17 elements to share out (2^17 measured 2-3x faster than 2^20 and than 2^15 at 2^24).
-_CHUNK = 1 << 17
+# Elements per chunk of the in-place evaluation: at most torch's grain size, so that every
+# operation on a chunk runs inline on the calling thread (no OpenMP parallel region: with ~10
+# operations per chunk, the barrier of each region costs a scheduler tick whenever another
+# process holds a core, 10x the arithmetic on a loaded machine), and the float64 scratch tensors
+# (256 KiB each) stay in the cache. Parallelism comes from chunks instead: torch's thread count
+# of Python threads, each with its own scratch tensors, take every w-th chunk (torch releases
+# the GIL in its operations). Each chunk is computed alike whatever thread takes it: the
+# result is bitwise the same for any number of threads.
+_CHUNK = 1 << 15
+_CHUNKS_PER_THREAD = 4  # fewer chunks than this per thread: not worth a thread
+
+
+def _threads() -> int:
+    return int(torch.get_num_threads())
 
 
 def _by_chunks(f: Any, nbuf: int, x: Any, g: Any, out: Any, p: Any) -> Any:
     """f(x, g, out, bufs, *p) of _WIDE (in place), chunk by chunk of the flattened arrays, with
-    nbuf float64 scratch tensors of a chunk's size reused from chunk to chunk (a fresh tensor
-    of a MiB costs the kernel's page faults and zeroing: more than the arithmetic)."""
+    nbuf float64 scratch tensors of a chunk's size per thread, reused from chunk to chunk (a
+    fresh tensor costs the kernel's page faults and zeroing: more than the arithmetic)."""
     n = x.numel()
     xf, of = x.reshape(-1), out.view(-1)
     gf = g.reshape(-1) if g is not None and g.dim() else None
-    m = min(n, _CHUNK)
-    bufs = [torch.empty(m, dtype=torch.float64, device=x.device) for _ in range(nbuf)]
-    for i in range(0, n, _CHUNK):
-        j = min(i + _CHUNK, n)
-        bs = bufs if j - i == m else [b[: j - i] for b in bufs]
-        f(xf[i:j], g if gf is None else gf[i:j], of[i:j], bs, *p)
+    nch = -(-n // _CHUNK)
+    w = 1
+    if x.device.type == "cpu":
+        w = max(1, min(_threads(), nch // _CHUNKS_PER_THREAD))
+
+    def work(k: int) -> None:
+        m = min(n, _CHUNK)
+        bufs = [torch.empty(m, dtype=torch.float64, device=x.device) for _ in range(nbuf)]
+        for c in range(k, nch, w):
+            i = c * _CHUNK
+            j = min(i + _CHUNK, n)
+            bs = bufs if j - i == m else [b[: j - i] for b in bufs]
+            f(xf[i:j], g if gf is None else gf[i:j], of[i:j], bs, *p)
+
+    if w == 1:
+        work(0)
+        return out
+    errors: list[BaseException] = []
+
+    def guarded(k: int) -> None:
+        try:
+            with torch.no_grad():  # grad mode is per thread: a new one starts with it on
+                work(k)
+        except BaseException as e:  # re-raised in the caller's thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=guarded, args=(k,), daemon=True) for k in range(1, w)]
+    for t in threads:
+        t.start()
+    guarded(0)
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
     return out
 
 
@@ -713,14 +758,23 @@ def _g_tanh(g: Any, x: Any) -> Any:
 
 
 # Backward from torch's kernels, for a backward that builds no graph on plain tensors: name ->
-# (g, x -> g f'(x) in x's dtype, {precision: (lo, hi)}); the formula serves the elements
-# outside (lo, hi) (found by one min/max reduction; none for usual inputs). torch's
+# (g, x, *params -> g f'(x) in x's dtype, or None to decline the parameters,
+# {precision: (lo, hi)}); the formula serves the elements outside (lo, hi) and the NaNs (found
+# by one min/max reduction; none for usual inputs: torch's kernels give a derivative at NaN
+# that depends on the element's position in a vector register). torch's
 # silu_backward s (1 + x (1 - s)) is within 3.8 ulp on [-80, 5]; above, 1 - s cancels, but
 # in float32 only to 8.2 ulp (at x = 16.6; x (1 - s) is then below 1e-6), in float64 to 18.
 _INF = float("inf")
 _BWD: dict[str, tuple[Any, dict[int, tuple[float, float]] | None]] = {
     "sigmoid": (_g_sigmoid, {32: (-80.0, 80.0), 64: (-700.0, 700.0)}),
     "tanh": (_g_tanh, None),
+    # (float64: torch multiplies by 1/6 rounded to float32)
+    "hard_sigmoid": (lambda g, x, a, b: (
+        torch.ops.aten.hardsigmoid_backward(g, x)
+        if (a, b) == _HS_DEFAULT and x.dtype != torch.float64 else None
+    ), {32: (-_INF, _INF), 64: (-_INF, _INF)}),
+    # hard_silu' = x/3 + 1/2 on (-3, 3): 2.7 ulp (absolute next to its zero at -1.5)
+    "hard_silu": (torch.ops.aten.hardswish_backward, {32: (-_INF, _INF), 64: (-_INF, _INF)}),
     # g sigmoid(-x): 2.2 ulp below 80 (torch's sigmoid underflows past 88.7)
     "log_sigmoid": (lambda g, x: torch.neg(x).sigmoid_().mul_(g), {32: (-_INF, 80.0), 64: (-_INF, 700.0)}),
     # (+inf: inf * 0 in torch's)
@@ -736,11 +790,13 @@ def _native_grad(entry: Entry, g: Any, x: Any, p: tuple[Any, ...]) -> Any:
     native, tails = bwd
     half = x.dtype in _HALF
     xw, gw = (x.float(), g.float()) if half else (x, g)
-    r = native(gw, xw)
+    r = native(gw, xw, *p)
+    if r is None:
+        return _scaled(g, _dwork_fast(entry.deriv, x, *p), x)
     if tails is not None:
         lo, hi = tails[64 if x.dtype == torch.float64 else 32]
-        if _outside(xw, lo, hi):
-            m = (xw < lo) | (xw > hi)
+        if _outside(xw, lo, hi, nan=True):
+            m = _out_mask(xw, lo, hi, nan=True)
             r[m] = gw[m] * entry.deriv(O, xw[m], *p)
     return r.to(g.dtype) if half else r
 
@@ -756,13 +812,14 @@ def _forward(entry: Entry, fwd: Any, x: Any, p: tuple[Any, ...], eager: bool) ->
     if tails is not None and prec not in tails:
         return _work_fast(entry.value, x, *p)
     y = native(x, *p)
+    if y is None:
+        return _work_fast(entry.value, x, *p)
     if tails is not None:
         lo, hi = tails[prec]
         if not _exact(x):  # no boolean indexing on a subclass: the formula everywhere, selected
-            m = (x < lo) | (x > hi)
-            return torch.where(m, _work(entry.value, x, *p), y)
+            return torch.where(_out_mask(x, lo, hi), _work(entry.value, x, *p), y)
         if _outside(x, lo, hi):
-            m = (x < lo) | (x > hi)
+            m = _out_mask(x, lo, hi)
             y[m] = _work(entry.value, x[m], *p)
     return y
 
@@ -782,7 +839,6 @@ class _Kernel:
     def __init__(self, entry: Entry) -> None:
         self.entry = entry
         self.full = _FULL.get(entry.name)
-        self.full_in = _FULL_IN.get(entry.name)
         self.fwd = _FWD.get(entry.name)
         self.fn, self.fnc = _make_function(entry, self.fwd)
 
@@ -791,10 +847,6 @@ class _Kernel:
             y = self.full(x, *p)
             if y is not None:
                 return y
-        if self.full_in is not None and _exact(x) and _eager():
-            op, lo, hi = self.full_in
-            if not _outside(x.detach() if x.requires_grad else x, lo, hi):
-                return op(x, *p)
         if torch.compiler.is_compiling():
             return self.fnc.apply(x, *p)
         if not (x.requires_grad and torch.is_grad_enabled()) and _eager():
@@ -881,6 +933,10 @@ def _prelu_function(entry: Entry) -> Any:
 
     def fwd(x: Any, alpha: Any) -> Any:
         if _eager():
+            if _exact(x, alpha):
+                # torch's prelu kernel: x > 0 ? x : alpha x, broadcast, one pass (the formula's
+                # value bitwise; half: the product of two halves is exact in float32)
+                return torch._prelu_kernel(x, alpha)
             return _work_fast(value, x, alpha)
         return _work(value, x, alpha.float() if x.dtype in _HALF else alpha)
 
@@ -898,6 +954,12 @@ def _prelu_function(entry: Entry) -> Any:
         @staticmethod
         def backward(ctx: Any, g: Any) -> Any:
             x, alpha = ctx.saved_tensors
+            if (_no_graph() and _exact(g, x, alpha) and g.shape == x.shape
+                    and not _outside(x, -_INF, _INF, nan=True)):
+                # torch's kernel: (x > 0 ? g : alpha g, x > 0 ? 0 : x g), our conventions (alpha
+                # at 0; at NaN it would give NaN to alpha's gradient, the formula 0)
+                gx, ga = torch.ops.aten._prelu_kernel_backward(g, x, alpha)
+                return gx, _sum_to(ga, tuple(alpha.shape))
             dx, da = _dwork(deriv, x, alpha.float() if x.dtype in _HALF else alpha)
             return _scaled(g, dx), _sum_to(_scaled(g, da), tuple(alpha.shape))
 
@@ -917,6 +979,12 @@ def _prelu_function(entry: Entry) -> Any:
     return _Pair(Fn, FnC, fwd)
 
 
+def _halves(x: Any, ax: int) -> tuple[Any, Any]:
+    """The two halves of x along ax, as views (narrow: a tenth of the cost of indexing)."""
+    n = x.shape[ax] // 2
+    return x.narrow(ax, 0, n), x.narrow(ax, n, n)
+
+
 # glu's forward is torch's (a * sigmoid(b), 2.5 ulp) while every b >= _GLU_LO: below, torch's
 # sigmoid drifts to 4 ulp (and underflows below -88).
 _GLU_LO = -16.0
@@ -925,12 +993,12 @@ _GLU_LO = -16.0
 def _glu_grad(deriv: Any, g: Any, x: Any, ax: int) -> Any:
     """(g sigmoid(b), g a sigmoid'(b)) side by side along ax, for a backward without a graph;
     torch's kernels where b is in [-80, 80], the formula otherwise."""
-    a, b = halves(x, ax)
+    a, b = _halves(x, ax)
     if not _exact(g, x) or g.shape != a.shape or x.dtype in _HALF or _outside(b, -80.0, 80.0):
         da, db = _dwork_fast(deriv, a, b)
         return torch.cat([_scaled(g, da, x), _scaled(g, db, x)], dim=ax)
     out = torch.empty_like(x)
-    oa, ob = halves(out, ax)
+    oa, ob = _halves(out, ax)
     torch.sigmoid(b, out=oa).mul_(g)
     s = torch.abs(b, out=ob).neg_().sigmoid_()
     torch.ops.aten.sigmoid_backward.grad_input(g, s, grad_input=s)
@@ -942,7 +1010,7 @@ def _glu_function(entry: Entry) -> Any:
     value, deriv = entry.value, entry.deriv
 
     def fwd(x: Any, ax: int) -> Any:
-        a, b = halves(x, ax)
+        a, b = _halves(x, ax)
         if _eager():
             if _exact(x) and not _outside(b, _GLU_LO, _INF):
                 return _in_f32(lambda t: F.glu(t, ax), x)
@@ -966,7 +1034,7 @@ def _glu_function(entry: Entry) -> Any:
             (x,) = ctx.saved_tensors
             if _no_graph():
                 return _glu_grad(deriv, g, x, ctx.ax), None
-            da, db = _dwork(lambda o, x: deriv(o, *halves(x, ctx.ax)), x)
+            da, db = _dwork(lambda o, x: deriv(o, *_halves(x, ctx.ax)), x)
             return torch.cat([_scaled(g, da), _scaled(g, db)], dim=ctx.ax), None
 
     class Fn(FnC):
@@ -978,8 +1046,8 @@ def _glu_function(entry: Entry) -> Any:
         @staticmethod
         def jvp(ctx: Any, tx: Any, _: Any) -> Any:
             (x,) = ctx.saved_tensors
-            da, db = _dwork(lambda o, x: deriv(o, *halves(x, ctx.ax)), x)
-            ta, tb = halves(tx, ctx.ax)
+            da, db = _dwork(lambda o, x: deriv(o, *_halves(x, ctx.ax)), x)
+            ta, tb = _halves(tx, ctx.ax)
             return _scaled(ta, da) + _scaled(tb, db)
 
     return _Pair(Fn, FnC, fwd)
@@ -1058,10 +1126,6 @@ class TorchBackend(Backend):
         return _work(entry.deriv, x, *p)
 
     def prelu(self, entry: Entry, x: Any, alpha: Any) -> Any:
-        if _exact(x, alpha):
-            # torch's prelu kernel: x > 0 ? x : alpha x, broadcast, one pass; exact as ours, with
-            # the same derivatives (alpha at 0) and alpha's gradient summed to its shape
-            return torch._prelu_kernel(x, alpha)
         fn = _TABLE[entry]
         if _plain(x) and not (alpha.requires_grad and torch.is_grad_enabled()):
             return fn.fwd(x, alpha)

@@ -121,10 +121,10 @@ def apply_prelu(entry: Entry, x: T, alpha: Any) -> T:
 
 
 def _prelu(entry: Entry, x: Any, alpha: Any) -> Any:
-    from ._defs import PRELU_SCALAR
-
     be, x = prepare(entry, x)
     if not hasattr(alpha, "shape") or isinstance(alpha, np.generic):
+        from ._defs import PRELU_SCALAR  # (_defs imports this module)
+
         p = (real(entry.qualname, "alpha", alpha),)
         check_float32_range(PRELU_SCALAR, x, p)
         return be.elementwise(PRELU_SCALAR, x, p)
