@@ -300,6 +300,11 @@ def gmean(v: list[float]) -> float:
     return math.exp(sum(math.log(a) for a in v) / len(v)) if v else float("nan")
 
 
+def ratio_gm(res: dict[str, dict[str, float]], a: str, b: str, sel: list[str]) -> float:
+    """Geometric mean over the functions sel of the ratio of contestants a and b."""
+    return gmean([res[n][a] / res[n][b] for n in sel if a in res[n] and b in res[n]])
+
+
 def fmt(r: float) -> str:
     if not math.isfinite(r):
         return "-"
@@ -359,22 +364,19 @@ def targets(big: dict[str, dict[str, float]], small: dict[str, dict[str, float]]
             names: list[str]) -> list[str]:
     out = []
 
-    def gm(res: dict[str, dict[str, float]], a: str, b: str, sel: list[str]) -> float:
-        return gmean([res[n][a] / res[n][b] for n in sel if a in res[n] and b in res[n]])
-
     native = [n for n in names if n not in TORCH_COMPOSITE]
     checks = [
         ("torch eager fwd <= 1.1x torch's op (geomean, functions torch has)",
-         gm(big, "torch kaun", "torch peer", native), 1.1),
+         ratio_gm(big, "torch kaun", "torch peer", native), 1.1),
         ("torch eager fwd+bwd <= 1.0x torch's op (geomean)",
-         gm(big, "torch kaun fb", "torch peer fb", native), 1.0),
-        ("JAX jit fwd <= 1.05x jax.nn (geomean)", gm(big, "jax kaun", "jax peer", names), 1.05),
+         ratio_gm(big, "torch kaun fb", "torch peer fb", native), 1.0),
+        ("JAX jit fwd <= 1.05x jax.nn (geomean)", ratio_gm(big, "jax kaun", "jax peer", names), 1.05),
         ("JAX jit fwd+bwd <= 1.05x jax.nn (geomean)",
-         gm(big, "jax kaun fb", "jax peer fb", names), 1.05),
+         ratio_gm(big, "jax kaun fb", "jax peer fb", names), 1.05),
         ("NumPy fwd <= 1.0x the naive formula (geomean)",
-         gm(big, "np kaun", "np naive", names), 1.0),
+         ratio_gm(big, "np kaun", "np naive", names), 1.0),
         ("2^10: torch fwd overhead <= 1.5x torch's op (geomean)",
-         gm(small, "torch kaun", "torch peer", native), 1.5),
+         ratio_gm(small, "torch kaun", "torch peer", native), 1.5),
     ]
     for text, v, lim in checks:
         out.append(f"| {text} | {fmt(v)} | {'met' if v <= lim else '**missed**'} |")
@@ -529,7 +531,7 @@ def headline(big: dict[str, dict[str, float]], small: dict[str, dict[str, float]
              names: list[str]) -> str:
     """The README's speed table: geometric means of this run."""
     def gm(res: dict[str, dict[str, float]], a: str, b: str, sel: list[str]) -> str:
-        return fmt(gmean([res[n][a] / res[n][b] for n in sel if a in res[n] and b in res[n]]))
+        return fmt(ratio_gm(res, a, b, sel))
 
     native = [n for n in names if n not in TORCH_COMPOSITE]
     rest = [n for n in native if n not in SLOW_ON_TORCH]

@@ -85,9 +85,11 @@ _FAST_MAX = 64  # fast callables kept per entry (distinct array types x hyper-pa
 
 def _cacheable(params: tuple[Any, ...]) -> bool:
     """Hyper-parameters that identify their checked values by equality: nonzero Python floats
-    (True == 1.0 and 0.0 == -0.0 would otherwise share a key)."""
+    (True == 1.0 and 0.0 == -0.0 would otherwise share a key), within float32's range (so that
+    no dtype needs the range check of ``check_float32_range``)."""
+    lo, hi = _F32_RANGE
     for v in params:
-        if type(v) is not float or v == 0.0:
+        if type(v) is not float or not lo <= abs(v) <= hi:
             return False
     return True
 
