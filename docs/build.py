@@ -31,8 +31,8 @@ from typing import Any
 
 import kaun.activation as A
 from kaun import cli
+from kaun._core import Entry
 from kaun.activation._defs import ENTRIES
-from kaun.activation._entry import Entry
 from kaun.activation._registry import ALIASES
 
 HERE = os.path.dirname(os.path.abspath(__file__))

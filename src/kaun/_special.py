@@ -198,8 +198,13 @@ def split_const(b: float, prec: int) -> tuple[float, float]:
 
 def two_prod_const(o: Any, a: Array, b: float) -> tuple[Array, Array]:
     """two_prod with a Python float b, as the working dtype rounds it."""
+    return two_prod_split(o, a, b, *split_const(b, o.prec(a)))
+
+
+def two_prod_split(o: Any, a: Array, b: Any, bh: Any, bl: Any) -> tuple[Array, Array]:
+    """two_prod with a constant b of the working dtype given with its halves (bh, bl) from
+    ``split_const``: a run-time scalar of a compiled kernel, or a Python float."""
     p = a * b
     ah, al = split(o, a)
-    bh, bl = split_const(b, o.prec(a))
     e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
     return p, e

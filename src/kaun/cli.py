@@ -21,8 +21,7 @@ from typing import Any
 import numpy as np
 
 import kaun.activation as A
-from kaun.activation._defs import ENTRIES
-from kaun.activation._entry import Entry
+from kaun._core import ENTRIES, Entry
 from kaun.activation._registry import ALIASES
 
 PROG = "kaun-activation"

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import torch
 
 import kaun.activation as A
-from kaun.activation._defs import ENTRIES
+from kaun._core import ENTRIES
 from kaun.activation._params import hyper, real
 
 __all__ = [

@@ -1,14 +1,15 @@
-"""What every adapter shares: evaluating a formula in the working dtype."""
+"""What every adapter shares: evaluating a formula with array operations, in the working dtype.
+
+This is the formula path: the oracle of the compiled kernels and the way every array that no
+kernel serves is computed (JAX, CUDA and other devices, array-api-strict, CuPy, torch under
+``torch.compile`` or ``torch.func``, a machine without a C compiler).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..activation._dispatch import halves
-from ..activation._entry import Entry, Formula
-from ..activation._params import dtype_name
-
-HALF = frozenset({"float16", "bfloat16"})
+from .._core import HALF, Entry, dtype_name, halves
 
 
 class Backend:
@@ -17,21 +18,32 @@ class Backend:
     name = "generic"
     converts = False
     o: Any
-
-    def work(self, f: Formula, x: Any, *args: Any) -> Any:
-        """f(o, x, *args) computed in the working dtype and rounded once to x's dtype."""
-        if dtype_name(x.dtype) in HALF:
-            y = f(self.o, self.astype(x, self.f32), *args)
-            return self.astype(y, x.dtype)
-        return f(self.o, x, *args)
-
     f32: Any
 
     def astype(self, x: Any, dtype: Any) -> Any:
         return x.astype(dtype)
 
+    def ops(self, x: Any) -> Any:
+        """The formula vocabulary for arrays like x."""
+        return self.o
+
+    def formula(self, entry: Entry, which: str, xs: tuple[Any, ...], p: tuple[float, ...]) -> Any:
+        """entry's ``which`` formula ("value" or "deriv") of the arrays xs, computed in the working
+        dtype (float32 for half precision) and rounded once to the dtype of xs[0] (each element of
+        a tuple result)."""
+        f = entry.value if which == "value" else entry.deriv
+        dt = xs[0].dtype
+        half = dtype_name(dt) in HALF
+        if half:
+            xs = tuple(self.astype(v, self.f32) for v in xs)
+        args = entry.prep(p, 64 if dtype_name(xs[0].dtype) == "float64" else 32)
+        y = f(self.ops(xs[0]), *xs, *args)
+        if half:
+            return tuple(self.astype(v, dt) for v in y) if isinstance(y, tuple) else self.astype(y, dt)
+        return y
+
     def elementwise(self, entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
-        return self.work(entry.value, x, *p)
+        return self.formula(entry, "value", (x,), p)
 
     def fast(self, entry: Entry, p: tuple[float, ...]) -> Any:
         """A callable x -> elementwise(entry, x, p) for arrays of the type just served, that
@@ -40,11 +52,18 @@ class Backend:
         return None
 
     def derivative(self, entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
-        return self.work(entry.deriv, x, *p)
+        return self.formula(entry, "deriv", (x,), p)
 
     def prelu(self, entry: Entry, x: Any, alpha: Any) -> Any:
-        return self.work(lambda o, x, a: entry.value(o, x, self.astype(a, x.dtype)), x, alpha)
+        return self.formula(entry, "value", (x, alpha), ())
+
+    def prelu_deriv(self, entry: Entry, x: Any, alpha: Any) -> tuple[Any, Any]:
+        """(d/dx, d/dalpha) of prelu at x, before alpha's broadcast axes are summed."""
+        return self.formula(entry, "deriv", (x, alpha), ())  # type: ignore[no-any-return]
 
     def glu(self, entry: Entry, x: Any, ax: int) -> Any:
-        a, b = halves(x, ax)
-        return self.work(lambda o, a, b: entry.value(o, a, self.astype(b, a.dtype)), a, b)
+        return self.formula(entry, "value", halves(x, ax), ())
+
+    def glu_deriv(self, entry: Entry, x: Any, ax: int) -> tuple[Any, Any]:
+        """(d/da, d/db) of glu at x's halves a and b along ax."""
+        return self.formula(entry, "deriv", halves(x, ax), ())  # type: ignore[no-any-return]

@@ -6,9 +6,10 @@ from typing import Any
 
 import dask.array as da
 
+from .._core import Entry, halves
 from ..activation._derivative import derivative
-from ..activation._entry import Entry
 from ._generic import GenericBackend
+from ._numpy import glu_pair
 
 
 class DaskBackend(GenericBackend):
@@ -25,3 +26,12 @@ class DaskBackend(GenericBackend):
         d = derivative(fn)
         kw = {n: v for (n, _), v in zip(entry.params, p, strict=True)}
         return da.map_blocks(d, x, dtype=x.dtype, meta=x._meta, **kw)  # type: ignore[no-untyped-call]
+
+    def glu(self, entry: Entry, x: Any, ax: int) -> Any:
+        """The halves' chunks side by side, each pair through NumPy's kernel (as ``glu`` of the
+        whole array in NumPy, bitwise)."""
+        a, b = halves(x, ax)
+        b = b.rechunk(a.chunks)  # (map_blocks pairs blocks by position only)
+        return da.map_blocks(  # type: ignore[no-untyped-call]
+            lambda a, b: glu_pair(entry, a, b), a, b, dtype=x.dtype, meta=x._meta
+        )

@@ -7,8 +7,7 @@ from typing import Any
 import numpy as np
 from array_api_compat import array_namespace, device
 
-from ..activation._params import dtype_name
-from ._base import HALF, Backend
+from ._base import Backend
 
 
 class GenericOps:
@@ -42,23 +41,26 @@ class GenericOps:
 
 class GenericBackend(Backend):
     name = "array-api"
+    f32 = None  # each namespace's own float32 (see astype)
 
     def __init__(self) -> None:
         self._ops: dict[int, GenericOps] = {}
 
-    def work(self, f: Any, x: Any, *args: Any) -> Any:
+    def ops(self, x: Any) -> Any:
         xp = array_namespace(x)
         o = self._ops.get(id(xp))
         if o is None:
             o = self._ops.setdefault(id(xp), GenericOps(xp))
-        # Libraries built on NumPy (array-api-strict, Dask's chunks) warn where a formula's
-        # discarded branch overflows; those values never reach the result.
+        return o
+
+    def formula(self, entry: Any, which: str, xs: tuple[Any, ...], p: tuple[float, ...]) -> Any:
+        # Libraries built on NumPy (array-api-strict) warn where a formula's discarded branch
+        # overflows; those values never reach the result.
         with np.errstate(all="ignore"):
-            if dtype_name(x.dtype) in HALF:
-                return xp.astype(f(o, xp.astype(x, xp.float32), *args), x.dtype)
-            return f(o, x, *args)
+            return super().formula(entry, which, xs, p)
 
     def astype(self, x: Any, dtype: Any) -> Any:
         if not hasattr(x, "dtype"):
             return x
-        return array_namespace(x).astype(x, dtype)
+        xp = array_namespace(x)
+        return xp.astype(x, xp.float32 if dtype is None else dtype)

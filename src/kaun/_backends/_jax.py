@@ -10,8 +10,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ..activation._dispatch import halves
-from ..activation._entry import Entry
+from .._core import ALL, Entry, halves
 from ._base import Backend
 
 
@@ -52,6 +51,10 @@ O = JaxOps()  # noqa: E741
 _HALF = (jnp.float16, jnp.bfloat16)
 
 
+def _args(entry: Entry, x: Any, p: tuple[float, ...]) -> tuple[Any, ...]:
+    return entry.prep(p, 64 if x.dtype == jnp.float64 else 32)
+
+
 def _work(f: Any, x: Any, *args: Any) -> Any:
     if x.dtype in _HALF:
         return f(O, x.astype(jnp.float32), *args).astype(x.dtype)
@@ -74,19 +77,19 @@ def _elementwise(entry: Entry, p: tuple[float, ...]) -> Any:
 
     @jax.custom_jvp
     def f(x: Any) -> Any:
-        return _work(value, x, *p)
+        return _work(value, x, *_args(entry, x, p))
 
     @f.defjvp
     def f_jvp(primals: Any, tangents: Any) -> Any:
         (x,), (t,) = primals, tangents
-        return f(x), _scaled(t, _dwork(deriv, x, *p))
+        return f(x), _scaled(t, _dwork(deriv, x, *_args(entry, x, p)))
 
     return jax.jit(f)
 
 
 @functools.cache
 def _derivative(entry: Entry, p: tuple[float, ...]) -> Any:
-    return jax.jit(lambda x: _work(entry.deriv, x, *p))
+    return jax.jit(lambda x: _work(entry.deriv, x, *_args(entry, x, p)))
 
 
 @functools.cache
@@ -97,19 +100,13 @@ def _prelu(entry: Entry) -> Any:
 
 @functools.cache
 def _glu(entry: Entry, ax: int) -> Any:
-    sig = _elementwise(_sigmoid_entry(), ())
+    sig = _elementwise(ALL["sigmoid"], ())
 
     def f(x: Any) -> Any:
         a, b = halves(x, ax)
         return a * sig(b)
 
     return jax.jit(f)
-
-
-def _sigmoid_entry() -> Entry:
-    from ..activation._defs import ENTRIES
-
-    return ENTRIES["sigmoid"]
 
 
 class JaxBackend(Backend):

@@ -19,14 +19,11 @@ from decimal import Decimal, getcontext
 from typing import Any, TypeVar
 
 from .. import _special as sp
+from .._core import ALL, ENTRIES, Entry
 from ._dispatch import apply, apply_glu, apply_prelu
-from ._entry import Entry
 
 ArrayT = TypeVar("ArrayT")
 Array = Any
-
-ENTRIES: dict[str, Entry] = {}
-
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,7 +34,7 @@ def _register(entry: Entry) -> Callable[[F], F]:
     def deco(fn: F) -> F:
         entry.fn = fn
         fn._kaun_entry = entry  # type: ignore[attr-defined]
-        ENTRIES[entry.name] = entry
+        ENTRIES[entry.name] = ALL[entry.key] = entry
         return fn
 
     return deco
@@ -181,20 +178,25 @@ def relu6(x: ArrayT, /) -> ArrayT:
     return apply(_RELU6, x, ())
 
 
-def _leaky_relu(o: Any, x: Array, negative_slope: float) -> Array:
-    if negative_slope == 0.0:  # relu: 0 * -inf must give 0
+def _prep_slope(p: tuple[float, ...], prec: int) -> tuple[bool, float]:
+    """(whether the slope is 0, the slope): a slope of 0 is relu, where 0 * -inf must give 0."""
+    return p[0] == 0.0, p[0]
+
+
+def _leaky_relu(o: Any, x: Array, zero: bool, negative_slope: float) -> Array:
+    if zero:
         return o.where(x > 0.0, x, 0.0 * _fin(o, x))
     return o.where(x > 0.0, x, negative_slope * x)
 
 
-def _d_leaky_relu(o: Any, x: Array, negative_slope: float) -> Array:
+def _d_leaky_relu(o: Any, x: Array, zero: bool, negative_slope: float) -> Array:
     m = o.mask(x > 0.0, x)
     return m + negative_slope * (1.0 - m)
 
 
 _LEAKY_RELU = Entry(
     "leaky_relu", "standard", "x if x >= 0 else negative_slope * x", _leaky_relu, _d_leaky_relu,
-    params=(("negative_slope", 0.01),),
+    params=(("negative_slope", 0.01),), prep=_prep_slope,
 )
 
 
@@ -250,28 +252,37 @@ def _hs_bounds(alpha: float, beta: float) -> tuple[float, float, float] | None:
     return shift, min(-shift, top), max(-shift, top)
 
 
-def _hard_sigmoid(o: Any, x: Array, alpha: float, beta: float) -> Array:
+def _prep_hard_sigmoid(p: tuple[float, ...], prec: int) -> tuple[Any, ...]:
+    """(form, alpha, b, lo, hi): form "shift" computes (x + b) alpha with b = beta/alpha, 0 at lo
+    and 1 at hi; "affine" x alpha + beta (b = beta), where beta/alpha overflows; "const" beta
+    (alpha = 0)."""
+    alpha, beta = p
+    hb = _hs_bounds(alpha, beta)
+    if hb is None:
+        return ("const" if alpha == 0.0 else "affine"), alpha, beta, 0.0, 0.0
+    return "shift", alpha, *hb
+
+
+def _hard_sigmoid(o: Any, x: Array, form: str, alpha: float, b: float, lo: float, hi: float) -> Array:
     # (x + beta/alpha) alpha: x + 3 is exact near -3, so the result keeps its relative precision
     # where it approaches 0 (x alpha + beta cancels there)
-    hb = _hs_bounds(alpha, beta)
-    if alpha == 0.0:  # a constant, also at +-inf
-        return o.clip(0.0 * _fin(o, x) + beta, 0.0, 1.0)
-    u = x * alpha + beta if hb is None else (x + hb[0]) * alpha
+    if form == "const":  # also at +-inf
+        return o.clip(0.0 * _fin(o, x) + b, 0.0, 1.0)
+    u = x * alpha + b if form == "affine" else (x + b) * alpha
     return o.clip(u, 0.0, 1.0)
 
 
-def _d_hard_sigmoid(o: Any, x: Array, alpha: float, beta: float) -> Array:
-    hb = _hs_bounds(alpha, beta)
-    if hb is None:
-        u = x * alpha + beta
+def _d_hard_sigmoid(o: Any, x: Array, form: str, alpha: float, b: float, lo: float, hi: float) -> Array:
+    if form != "shift":
+        u = x * alpha + b
         return alpha * o.mask((u > 0.0) & (u < 1.0), x)
     # decided on x itself, so that the slope is not lost to the rounding of u next to a bound
-    return alpha * o.mask((x > hb[1]) & (x < hb[2]), x)
+    return alpha * o.mask((x > lo) & (x < hi), x)
 
 
 _HARD_SIGMOID = Entry(
     "hard_sigmoid", "standard", "min(1, max(0, alpha * x + beta))", _hard_sigmoid, _d_hard_sigmoid,
-    params=(("alpha", 1.0 / 6.0), ("beta", 0.5)),
+    params=(("alpha", 1.0 / 6.0), ("beta", 0.5)), prep=_prep_hard_sigmoid,
 )
 
 
@@ -420,47 +431,57 @@ def _check_celu(qualname: str, p: tuple[Any, ...]) -> None:
         raise ValueError(f"{qualname}: alpha must be nonzero (celu divides by it), got 0.0")
 
 
-def _celu_arg(o: Any, x: Array, alpha: float) -> tuple[Array, Array | float]:
+def _prep_celu(p: tuple[float, ...], prec: int) -> tuple[Any, ...]:
+    """(corrected, alpha, aw, a_rest, aw_hi, aw_lo, lo): alpha = aw + a_rest with aw as the
+    working dtype holds it (0.3 is 0.30000001 in float32), aw = aw_hi + aw_lo its Veltkamp halves,
+    lo the clip below which exp is 0 or inf anyway. No correction (the rest 0.0) where x / alpha
+    is exact (alpha a power of two) or alpha < 0 (exp(x/alpha) grows and overflows; a rare choice
+    of alpha, measured only for alpha > 0)."""
+    alpha = p[0]
+    if math.frexp(alpha)[0] in (0.5, -0.5) or alpha < 0.0:
+        return False, alpha, 0.0, 0.0, 0.0, 0.0, 0.0
+    aw, a_rest = sp.round_const(alpha, prec)
+    return (True, alpha, aw, a_rest, *sp.split_const(aw, prec), -1e4 * abs(alpha))
+
+
+def _celu_arg(o: Any, x: Array, corrected: bool, alpha: float, aw: float, a_rest: float,
+              aw_hi: float, aw_lo: float, lo: float) -> tuple[Array, Array | None]:
     """(u, ul) with u + ul = min(x, 0) / alpha to about twice the working precision.
 
     exp multiplies the relative error of its argument by |x / alpha|: the rounding of the
     division (and of alpha itself, in float32) would cost ~50 ulp at x / alpha = -100. ul is
-    that rounding, from the exact residual x - u alpha (Dekker's product). Division by a power
-    of two is exact: ul = 0.
+    that rounding, from the exact residual x - u alpha (Dekker's product); None where u is exact.
     """
     xn = o.clip(x, None, 0.0)
     u = xn / alpha
-    if math.frexp(alpha)[0] in (0.5, -0.5) or alpha < 0.0:
-        # exact; or alpha < 0, where exp(x/alpha) grows and overflows: no correction (a rare
-        # choice of alpha, measured only for alpha > 0)
-        return u, 0.0
-    # alpha = aw + a_rest, aw as the working dtype holds it (0.3 is 0.30000001 in float32)
-    aw, a_rest = sp.round_const(alpha, o.prec(x))
+    if not corrected:
+        return u, None
     # past |x/alpha| = 1e4 exp is 0 or inf and needs no correction: clipping keeps it finite
-    xr = o.clip(xn, -1e4 * abs(alpha), None)
+    xr = o.clip(xn, lo, None)
     ur = xr / alpha
-    ph, pl = sp.two_prod_const(o, ur, aw)
+    ph, pl = sp.two_prod_split(o, ur, aw, aw_hi, aw_lo)
     return u, (((xr - ph) - pl) - ur * a_rest) / aw
 
 
-def _celu(o: Any, x: Array, alpha: float) -> Array:
-    u, ul = _celu_arg(o, x, alpha)
-    if isinstance(ul, float):  # no correction
+def _celu(o: Any, x: Array, *a: Any) -> Array:
+    u, ul = _celu_arg(o, x, *a)
+    alpha = a[1]
+    if ul is None:
         return o.where(x > 0.0, x, alpha * o.expm1(u))
     # expm1(u + ul) = expm1(u) + exp(u) ul to first order
     return o.where(x > 0.0, x, alpha * (o.expm1(u) + o.exp(u) * ul))
 
 
-def _d_celu(o: Any, x: Array, alpha: float) -> Array:
-    u, ul = _celu_arg(o, x, alpha)
-    if isinstance(ul, float):  # no correction
+def _d_celu(o: Any, x: Array, *a: Any) -> Array:
+    u, ul = _celu_arg(o, x, *a)
+    if ul is None:
         return o.where(x > 0.0, 1.0, _exp_tail(o, 1.0, -u))
     return o.where(x > 0.0, 1.0, _exp_tail(o, 1.0, -u) * (1.0 + ul))
 
 
 _CELU = Entry(
     "celu", "exponential", "max(0, x) + min(0, alpha * (exp(x / alpha) - 1))", _celu, _d_celu,
-    params=(("alpha", 1.0),), check=_check_celu,
+    params=(("alpha", 1.0),), check=_check_celu, prep=_prep_celu,
 )
 
 
@@ -804,37 +825,41 @@ def _check_squareplus(qualname: str, p: tuple[Any, ...]) -> None:
         raise ValueError(f"{qualname}: b must be >= 0, got {p[0]}")
 
 
-def _sqp_root(o: Any, x: Array, b: float) -> Array:
+def _prep_squareplus(p: tuple[float, ...], prec: int) -> tuple[Any, ...]:
+    """(b = 0, b, sqrt(b) or 1, b/4): b = 0 is relu."""
+    b = p[0]
+    return b == 0.0, b, math.sqrt(b) if b > 0.0 else 1.0, 0.25 * b
+
+
+def _sqp_root(o: Any, x: Array, b: float, sb: float) -> Array:
     """sqrt(x^2 + b), as |x| sqrt(1 + b/x^2) where x^2 > b, so x^2 never overflows."""
     ax = o.abs(x)
-    m = o.clip(ax, math.sqrt(b) if b > 0.0 else 1.0, None)  # keeps the unused branch finite
+    m = o.clip(ax, sb, None)  # keeps the unused branch finite
     return o.where(ax * ax > b, ax * o.sqrt(1.0 + (b / m) / m), o.sqrt(x * x + b))
 
 
-def _squareplus(o: Any, x: Array, b: float) -> Array:
-    if b == 0.0:
+def _squareplus(o: Any, x: Array, zero: bool, b: float, sb: float, qb: float) -> Array:
+    if zero:
         return _relu(o, x)  # (x + |x|) / 2
-    r = _sqp_root(o, x, b)
+    r = _sqp_root(o, x, b, sb)
     # (x + r) / 2 as x + (b/2) / (r + x) for x >= 0 and (b/2) / (r - x) for x < 0, with halves so
     # that r + |x| does not overflow for |x| > max / 2 (nor can a compiler factor 0.5 x + 0.5 r)
     ax = o.abs(x)
-    c = (0.25 * b) / (0.5 * r + 0.5 * ax)
+    c = qb / (0.5 * r + 0.5 * ax)
     return o.where(x >= 0.0, x + c, c)
 
 
-def _d_squareplus(o: Any, x: Array, b: float) -> Array:
-    if b == 0.0:
+def _d_squareplus(o: Any, x: Array, zero: bool, b: float, sb: float, qb: float) -> Array:
+    if zero:
         return _d_relu(o, x)
     xc = _fin(o, x)
-    r = _sqp_root(o, xc, b)
-    return o.where(
-        xc >= 0.0, 0.5 + 0.5 * (xc / r), ((0.25 * b) / r) / (0.5 * r - 0.5 * o.clip(xc, None, 0.0))
-    )
+    r = _sqp_root(o, xc, b, sb)
+    return o.where(xc >= 0.0, 0.5 + 0.5 * (xc / r), (qb / r) / (0.5 * r - 0.5 * o.clip(xc, None, 0.0)))
 
 
 _SQUAREPLUS = Entry(
     "squareplus", "smooth", "0.5 * (x + sqrt(x^2 + b))", _squareplus, _d_squareplus,
-    params=(("b", 4.0),), check=_check_squareplus, smooth=True,
+    params=(("b", 4.0),), check=_check_squareplus, smooth=True, prep=_prep_squareplus,
 )
 
 
@@ -981,5 +1006,6 @@ def sparse_sigmoid(x: ArrayT, /) -> ArrayT:
 # prelu with a Python-number alpha: the same math as leaky_relu, under prelu's name.
 PRELU_SCALAR = Entry(
     "prelu", "standard", _PRELU.formula, _leaky_relu, _d_leaky_relu, params=(("alpha", 0.0),),
-    fn=prelu,
+    prep=_prep_slope, key="prelu_scalar", fn=prelu,
 )
+ALL[PRELU_SCALAR.key] = PRELU_SCALAR

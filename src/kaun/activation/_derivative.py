@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 from array_api_compat import array_namespace
 
-from ._defs import ENTRIES, PRELU_SCALAR
-from ._dispatch import backend_of, check_float32_range, halves, prepare
-from ._entry import Entry
+from .._core import ENTRIES, Entry
+from ._defs import PRELU_SCALAR
+from ._dispatch import backend_of, check_float32_range, prepare
 from ._params import axis as check_axis
 from ._params import hyper
 
@@ -69,8 +69,7 @@ def _glu_vjp(entry: Entry) -> Callable[..., Any]:
             raise ValueError(
                 f"{entry.qualname}: the size {x.shape[ax]} of axis {axis} does not split into two equal halves"
             )
-        a, b = halves(x, ax)
-        da, db = be.work(lambda o, a, b: entry.deriv(o, a, b), a, b)
+        da, db = be.glu_deriv(entry, x, ax)
         xp = _namespace(x)
         return xp.concat([g * da, g * db], axis=ax)
 
@@ -92,7 +91,7 @@ def _prelu_vjp(entry: Entry) -> Callable[..., Any]:
             return g * dx, float(xp.sum(xp.where(x < 0, x * g, 0 * g)))
         if backend_of(entry.qualname, alpha, "alpha") is not be:
             raise TypeError(f"{entry.qualname}: alpha must be an array of the same library as x")
-        dx, da = be.work(lambda o, x, a: entry.deriv(o, x, a), x, alpha)
+        dx, da = be.prelu_deriv(entry, x, alpha)
         ga = g * da
         lead = len(ga.shape) - len(alpha.shape)
         xp = _namespace(x)

@@ -11,7 +11,7 @@ from typing import Any, TypeVar, cast
 
 import numpy as np
 
-from ._entry import Entry
+from .._core import Entry, halves
 from ._params import axis as check_axis
 from ._params import check_dtype, dtype_name, hyper, real
 
@@ -164,8 +164,4 @@ def _glu(entry: Entry, x: Any, axis: Any) -> Any:
     return be.glu(entry, x, ax)
 
 
-def halves(x: Any, ax: int) -> tuple[Any, Any]:
-    n = x.shape[ax] // 2
-    pre = (slice(None),) * ax
-    # The trailing Ellipsis: the Array API (array-api-strict) requires every axis indexed.
-    return x[pre + (slice(0, n), ...)], x[pre + (slice(n, None), ...)]
+__all__ = ["apply", "apply_glu", "apply_prelu", "backend_of", "check_float32_range", "halves", "prepare"]

@@ -6,18 +6,9 @@ import math
 import numbers
 from typing import Any
 
-FLOAT_NAMES = frozenset({"float16", "bfloat16", "float32", "float64"})
-INT_NAMES = frozenset(
-    {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"}
-)
+from .._core import FLOAT_NAMES, INT_NAMES, dtype_name
 
-
-def dtype_name(dtype: Any) -> str:
-    """'float32' for numpy, torch, jax and Array API dtypes alike."""
-    name = getattr(dtype, "name", None)
-    if isinstance(name, str):
-        return name
-    return str(dtype).rsplit(".", 1)[-1]
+__all__ = ["FLOAT_NAMES", "INT_NAMES", "axis", "check_dtype", "dtype_name", "hyper", "real"]
 
 
 def check_dtype(qualname: str, name: str, ints: bool) -> None:

@@ -7,8 +7,8 @@ import functools
 from collections.abc import Callable
 from typing import Any, cast
 
-from ._defs import ENTRIES, hard_swish, swish
-from ._entry import Entry
+from .._core import ENTRIES, Entry
+from ._defs import hard_swish, swish
 
 # Names other libraries use for the same functions.
 ALIASES = {

@@ -1,0 +1,107 @@
+"""The leaf of kaun: what every other module shares, importing nothing of kaun.
+
+``Entry`` (one activation: its formulas and parameters), the registry of entries, dtype names and
+``halves``. ``kaun.activation`` fills the registry; the backends and the kernel layer read it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+Formula = Callable[..., Any]
+
+FLOAT_NAMES = frozenset({"float16", "bfloat16", "float32", "float64"})
+INT_NAMES = frozenset({"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"})
+HALF = frozenset({"float16", "bfloat16"})
+
+
+def dtype_name(dtype: Any) -> str:
+    """'float32' for numpy, torch, jax and Array API dtypes alike."""
+    name = getattr(dtype, "name", None)
+    if isinstance(name, str):
+        return name
+    return str(dtype).rsplit(".", 1)[-1]
+
+
+def halves(x: Any, ax: int) -> tuple[Any, Any]:
+    """The two halves of x along axis ax (non-negative), as views."""
+    n = x.shape[ax] // 2
+    pre = (slice(None),) * ax
+    # The trailing Ellipsis: the Array API (array-api-strict) requires every axis indexed.
+    return x[pre + (slice(0, n), ...)], x[pre + (slice(n, None), ...)]
+
+
+def _same(p: tuple[float, ...], prec: int) -> tuple[Any, ...]:
+    return p
+
+
+@dataclass(eq=False)
+class Entry:
+    """One activation function.
+
+    ``value(o, *inputs, *args)`` and ``deriv(o, *inputs, *args)`` are formulas over the ops
+    namespace ``o`` (see ``kaun._backends``; ``kaun._ir`` traces them), evaluated in the working
+    dtype (float32 for half precision). ``inputs`` is ``x``, or the two halves for glu, or ``x``
+    and alpha for prelu. ``args = prep(p, prec)`` turns the checked hyper-parameters ``p`` into
+    what the formulas take, for working precision ``prec`` (32 or 64): every float among them is a
+    run-time scalar of a compiled kernel, anything else (a bool, a string) selects a variant of
+    the formula and is part of the kernel's identity. ``prep`` does the Python-side arithmetic
+    on hyper-parameters (splits, roundings, bounds), so that a formula never branches on one.
+    ``kind`` is ``"elementwise"``, ``"prelu"`` (x and an alpha array) or ``"glu"`` (a split).
+    """
+
+    name: str
+    section: str
+    formula: str
+    value: Formula
+    deriv: Formula
+    params: tuple[tuple[str, float], ...] = ()
+    check: Callable[[str, tuple[Any, ...]], None] | None = None
+    kind: str = "elementwise"
+    ints: bool = False
+    smooth: bool = False
+    prep: Callable[[tuple[float, ...], int], tuple[Any, ...]] = _same
+    key: str = ""  # unique among all entries (the name, but for internal ones); see ALL
+    fn: Callable[..., Any] | None = field(default=None, repr=False)
+    # (array type, raw hyper-parameters) -> a callable that serves x of that type directly, or
+    # returns None to send it down the checked path (see ``kaun.activation._dispatch.apply``)
+    fast: dict[Any, Callable[[Any], Any]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.key = self.key or self.name
+
+    @property
+    def qualname(self) -> str:
+        return f"kaun.activation.{self.name}"
+
+    @property
+    def nin(self) -> int:
+        """How many arrays the formulas take."""
+        return 1 if self.kind == "elementwise" else 2
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        # by reference: a Dask worker's unpickled task finds the entry of its own kaun
+        return _lookup, (self.key,)
+
+    def variant(self, p: tuple[float, ...]) -> tuple[Any, ...]:
+        """What a compiled kernel of these hyper-parameters depends on (not their values)."""
+        return tuple(
+            v if not isinstance(v, float) else float
+            for prec in (32, 64) for v in self.prep(p, prec)
+        )
+
+
+# The public functions' entries by name, filled by kaun.activation._defs.
+ENTRIES: dict[str, Entry] = {}
+# Every entry by key: ENTRIES, and the internal ones (prelu with a number alpha, "prelu_scalar").
+ALL: dict[str, Entry] = {}
+
+
+def _lookup(key: str) -> Entry:
+    if key not in ALL:
+        import importlib
+
+        importlib.import_module("kaun.activation")  # fills ALL
+    return ALL[key]

@@ -1,0 +1,266 @@
+"""Formulas as graphs: an entry's formula traced over symbolic arrays.
+
+The formulas of ``kaun.activation._defs`` are written over an ops namespace ``o`` and Python
+arithmetic. Called with :class:`TraceOps` and :class:`Sym` inputs instead of arrays, a formula
+records what it computes as a small expression graph: one node per operation, shared
+subexpressions merged, nothing evaluated. A lowering (``kaun._kernels``: C, one fused loop) then
+turns the graph into code; a future GPU lowering would read the same graphs.
+
+Three kinds of values flow through a graph:
+
+* ``"f"``: an array of the working dtype (float32 or float64);
+* ``"b"``: an array of booleans (comparisons, ``&``, ``|``);
+* ``"s"``: a run-time scalar (a hyper-parameter), computed in float64 as Python computes it, and
+  rounded to the working dtype where it meets an array (NumPy's, torch's and JAX's rule for a
+  Python float: a "weak" scalar).
+
+Python numbers in a formula stay constants of the graph, rounded the same way where they meet an
+array. A formula that branches on an array value (``if x > 0``) cannot be traced and raises
+``TypeError``: data-dependent choices are ``o.where`` selects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+Const = float
+Arg = Any  # Sym or Const
+
+_MAX = {32: 3.4028234663852886e38, 64: 1.7976931348623157e308}
+
+# op -> (arity, result kind) for the array operations; comparisons give "b"
+UNARY = ("neg", "exp", "expm1", "log1p", "tanh", "sqrt", "abs", "mask")
+BINARY = ("add", "sub", "mul", "div")
+COMPARE = ("lt", "le", "gt", "ge")
+LOGIC = ("and", "or")
+
+
+class Sym:
+    """A node: ``op`` applied to ``args`` (nodes or Python floats), of kind ``"f"``, ``"b"``
+    or ``"s"``."""
+
+    __slots__ = ("graph", "op", "args", "kind", "index")
+
+    def __init__(self, graph: Graph, op: str, args: tuple[Arg, ...], kind: str, index: int) -> None:
+        self.graph = graph
+        self.op = op
+        self.args = args
+        self.kind = kind
+        self.index = index
+
+    def __repr__(self) -> str:
+        return f"%{self.index}"
+
+    def __bool__(self) -> bool:
+        raise TypeError(
+            "a kaun formula must not branch on an array value (use o.where); "
+            f"node {self.op} was used as a Python truth value"
+        )
+
+    # arithmetic ---------------------------------------------------------------------------
+    def __add__(self, o: Arg) -> Sym:
+        return self.graph.arith("add", self, o)
+
+    def __radd__(self, o: Arg) -> Sym:
+        return self.graph.arith("add", o, self)
+
+    def __sub__(self, o: Arg) -> Sym:
+        return self.graph.arith("sub", self, o)
+
+    def __rsub__(self, o: Arg) -> Sym:
+        return self.graph.arith("sub", o, self)
+
+    def __mul__(self, o: Arg) -> Sym:
+        return self.graph.arith("mul", self, o)
+
+    def __rmul__(self, o: Arg) -> Sym:
+        return self.graph.arith("mul", o, self)
+
+    def __truediv__(self, o: Arg) -> Sym:
+        return self.graph.arith("div", self, o)
+
+    def __rtruediv__(self, o: Arg) -> Sym:
+        return self.graph.arith("div", o, self)
+
+    def __neg__(self) -> Sym:
+        return self.graph.node("neg", (self,), self.kind)
+
+    # comparisons and logic ------------------------------------------------------------------
+    def __lt__(self, o: Arg) -> Sym:
+        return self.graph.compare("lt", self, o)
+
+    def __le__(self, o: Arg) -> Sym:
+        return self.graph.compare("le", self, o)
+
+    def __gt__(self, o: Arg) -> Sym:
+        return self.graph.compare("gt", self, o)
+
+    def __ge__(self, o: Arg) -> Sym:
+        return self.graph.compare("ge", self, o)
+
+    def __and__(self, o: Arg) -> Sym:
+        return self.graph.logic("and", self, o)
+
+    def __or__(self, o: Arg) -> Sym:
+        return self.graph.logic("or", self, o)
+
+    __hash__ = object.__hash__  # identity: graphs key nodes by index, never by value
+
+
+def _key(a: Arg) -> Any:
+    if isinstance(a, Sym):
+        return a.index
+    return ("c", float(a).hex())  # -0.0 and 0.0 are different constants
+
+
+class Graph:
+    """The nodes of one traced formula, in the order they were made (a topological order),
+    with shared subexpressions merged."""
+
+    def __init__(self, prec: int) -> None:
+        self.prec = prec
+        self.nodes: list[Sym] = []
+        self._seen: dict[Any, Sym] = {}
+        self.inputs: list[Sym] = []
+        self.params: list[Sym] = []
+        self.outputs: tuple[Arg, ...] = ()
+
+    def node(self, op: str, args: tuple[Arg, ...], kind: str) -> Sym:
+        key = (op, tuple(_key(a) for a in args))
+        s = self._seen.get(key)
+        if s is None:
+            s = Sym(self, op, args, kind, len(self.nodes))
+            self.nodes.append(s)
+            self._seen[key] = s
+        return s
+
+    def input(self) -> Sym:
+        s = Sym(self, "in", (len(self.inputs),), "f", len(self.nodes))
+        self.nodes.append(s)
+        self.inputs.append(s)
+        return s
+
+    def param(self) -> Sym:
+        s = Sym(self, "param", (len(self.params),), "s", len(self.nodes))
+        self.nodes.append(s)
+        self.params.append(s)
+        return s
+
+    def _operand(self, a: Arg) -> Arg:
+        if isinstance(a, Sym):
+            if a.graph is not self:
+                raise TypeError("a node of another graph")
+            return a
+        if isinstance(a, bool) or not isinstance(a, (int, float)):
+            raise TypeError(f"a kaun formula combined an array with {type(a).__name__}")
+        return float(a)
+
+    def arith(self, op: str, a: Arg, b: Arg) -> Sym:
+        a, b = self._operand(a), self._operand(b)
+        kinds = {v.kind for v in (a, b) if isinstance(v, Sym)}
+        if "b" in kinds:
+            raise TypeError(f"arithmetic ({op}) on a boolean array: use o.mask first")
+        return self.node(op, (a, b), "f" if "f" in kinds else "s")
+
+    def compare(self, op: str, a: Arg, b: Arg) -> Sym:
+        a, b = self._operand(a), self._operand(b)
+        if not any(isinstance(v, Sym) and v.kind == "f" for v in (a, b)):
+            raise TypeError("a comparison of scalars in a formula: decide it in the entry's prep")
+        return self.node(op, (a, b), "b")
+
+    def logic(self, op: str, a: Arg, b: Arg) -> Sym:
+        if not (isinstance(a, Sym) and isinstance(b, Sym) and a.kind == b.kind == "b"):
+            raise TypeError(f"{op} takes two boolean arrays")
+        return self.node(op, (a, b), "b")
+
+    def live(self) -> list[Sym]:
+        """The nodes that the outputs depend on, in topological order."""
+        need: set[int] = set()
+        stack = [o for o in self.outputs if isinstance(o, Sym)]
+        while stack:
+            s = stack.pop()
+            if s.index in need:
+                continue
+            need.add(s.index)
+            stack.extend(a for a in s.args if isinstance(a, Sym))
+        return [s for s in self.nodes if s.index in need]
+
+
+class TraceOps:
+    """The formula vocabulary (see ``kaun._backends``) on :class:`Sym` nodes."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+
+    def _unary(self, op: str, a: Arg) -> Any:
+        a = self.graph._operand(a)
+        if not isinstance(a, Sym) or a.kind != "f":
+            raise TypeError(f"o.{op} of a scalar in a formula: compute it in the entry's prep")
+        return self.graph.node(op, (a,), "f")
+
+    def exp(self, a: Arg) -> Any:
+        return self._unary("exp", a)
+
+    def expm1(self, a: Arg) -> Any:
+        return self._unary("expm1", a)
+
+    def log1p(self, a: Arg) -> Any:
+        return self._unary("log1p", a)
+
+    def tanh(self, a: Arg) -> Any:
+        return self._unary("tanh", a)
+
+    def sqrt(self, a: Arg) -> Any:
+        return self._unary("sqrt", a)
+
+    def abs(self, a: Arg) -> Any:
+        return self._unary("abs", a)
+
+    def where(self, c: Arg, a: Arg, b: Arg) -> Sym:
+        g = self.graph
+        if not (isinstance(c, Sym) and c.kind == "b"):
+            raise TypeError("o.where takes a boolean array as its condition")
+        return g.node("where", (c, g._operand(a), g._operand(b)), "f")
+
+    def clip(self, x: Arg, lo: Arg | None, hi: Arg | None) -> Sym:
+        """max(x, lo) then min(., hi), NaN kept; None: that side open."""
+        g = self.graph
+        y: Sym = g._operand(x)
+        if not isinstance(y, Sym):
+            raise TypeError("o.clip of a number in a formula")
+        if lo is not None:
+            y = g.node("max", (y, g._operand(lo)), "f")
+        if hi is not None:
+            y = g.node("min", (y, g._operand(hi)), "f")
+        return y
+
+    def mask(self, c: Arg, like: Arg) -> Sym:
+        if not (isinstance(c, Sym) and c.kind == "b"):
+            raise TypeError("o.mask takes a boolean array")
+        return self.graph.node("mask", (c,), "f")
+
+    def big(self, x: Arg) -> float:
+        return _MAX[self.graph.prec]
+
+    def prec(self, x: Arg) -> int:
+        return self.graph.prec
+
+
+def trace(fn: Callable[..., Any], nin: int, args: Sequence[Any], prec: int) -> Graph:
+    """The graph of ``fn(o, *inputs, *args)`` in the working precision ``prec`` (32 or 64).
+
+    Each float among ``args`` becomes a run-time scalar (a parameter of the graph, in order);
+    any other argument (a bool or a string that selects a variant) is passed to ``fn`` as it is.
+    """
+    g = Graph(prec)
+    ins = [g.input() for _ in range(nin)]
+    a = [g.param() if isinstance(v, float) else v for v in args]
+    out = fn(TraceOps(g), *ins, *a)
+    outs = out if isinstance(out, tuple) else (out,)
+    g.outputs = tuple(g._operand(v) for v in outs)
+    for v in g.outputs:
+        if isinstance(v, Sym) and v.kind == "b":
+            raise TypeError("a formula returned a boolean array")
+    return g
+

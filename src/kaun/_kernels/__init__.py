@@ -1,0 +1,245 @@
+"""Compiled kernels: each entry's formulas as one fused, vectorized, multi-threaded C loop.
+
+``compiled(entry, p, io)`` gives the kernels that compute ``entry``'s value, derivative and
+vector-Jacobian product for hyper-parameters ``p`` and I/O dtype ``io``, or None where no compiled
+kernel can serve (no C compiler, ``KAUN_KERNELS=0``, a failed build): the caller then evaluates
+the formula with array operations, within the same documented bounds.
+
+How a kernel comes to be: the entry's formula is traced (``kaun._ir``) once per working precision
+and order, lowered to C (``codegen``), and the three kernels of one entry, variant and I/O dtype are
+compiled into one shared library by the system's C compiler (``$KAUN_CC``, else
+``cc``, ``gcc`` or ``clang``) with ``-O3 -march=native``. The library is kept in an on-disk cache,
+named by a hash of its source, the compiler and the CPU, so a later process only loads it:
+
+* where: ``$KAUN_CACHE_DIR``, else ``$XDG_CACHE_HOME/kaun``, else ``~/.cache/kaun``;
+* clear it: delete that folder (or ``kaun-activation cache --clear``);
+* build it ahead: ``kaun-activation build`` (every function's default variant).
+
+``runtime.c`` (built the same way) runs a kernel over an array, split among threads.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .. import _ir
+from .._core import Entry
+from . import codegen
+
+HERE = Path(__file__).resolve().parent
+IO = ("float16", "bfloat16", "float32", "float64")
+ORDERS = ("value", "deriv", "vjp")
+FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-pthread", "-std=gnu11",
+         "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", "-fno-semantic-interposition")
+
+_lock = threading.RLock()
+_LIBS: dict[Any, Any] = {}  # (entry name, variant, io) -> {order: function pointer} or None
+_state: dict[str, Any] = {}
+
+
+def enabled() -> bool:
+    return os.environ.get("KAUN_KERNELS", "1") != "0" and compiler() is not None
+
+
+def cache_dir() -> Path:
+    d = os.environ.get("KAUN_CACHE_DIR")
+    if d:
+        return Path(d)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "kaun"
+
+
+def compiler() -> str | None:
+    """The C compiler's path: ``$KAUN_CC``, else the first of cc, gcc, clang on PATH."""
+    if "cc" not in _state:
+        cc = os.environ.get("KAUN_CC")
+        found = shutil.which(cc) if cc else next(
+            (p for p in map(shutil.which, ("cc", "gcc", "clang")) if p), None)
+        _state["cc"] = found
+    return _state["cc"]  # type: ignore[no-any-return]
+
+
+def _machine() -> str:
+    """What the compiled code depends on besides its source: the compiler and the CPU."""
+    if "machine" not in _state:
+        cc = compiler() or ""
+        st = os.stat(os.path.realpath(cc)) if cc else None
+        cpu = ""
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpu = next((ln for ln in f if ln.startswith(("flags", "Features"))), "")
+        except OSError:
+            cpu = platform.processor()
+        _state["machine"] = "\n".join(
+            (os.path.realpath(cc), f"{st.st_size if st else 0}:{st.st_mtime_ns if st else 0}",
+             platform.machine(), cpu, " ".join(FLAGS)))
+    return _state["machine"]  # type: ignore[no-any-return]
+
+
+def _build(stem: str, src: str) -> Path:
+    """The shared library of C source ``src``, from the cache or compiled into it."""
+    key = hashlib.sha256((_machine() + "\n" + src).encode()).hexdigest()[:24]
+    d = cache_dir()
+    lib = d / f"{stem}-{key}.so"
+    if lib.exists():
+        return lib
+    cc = compiler()
+    if cc is None:
+        raise RuntimeError("no C compiler")
+    d.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=d, prefix=".build-") as tmp:
+        c = Path(tmp) / f"{stem}.c"
+        c.write_text(src)
+        out = Path(tmp) / "lib.so"
+        cmd = [cc, *FLAGS, f"-I{HERE}", "-o", str(out), str(c)]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{r.stderr[-4000:]}")
+        os.replace(out, lib)  # atomic: a racing process finds a whole library or none
+    return lib
+
+
+def runtime() -> Any:
+    """The runtime library (ctypes), built on first use."""
+    rt = _state.get("rt")
+    if rt is None:
+        with _lock:
+            rt = _state.get("rt")
+            if rt is None:
+                rt = ctypes.CDLL(str(_build("runtime", (HERE / "runtime.c").read_text())))
+                rt.kaun_run_flat.argtypes = [
+                    ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                    ctypes.c_int64, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+                rt.kaun_run_flat.restype = None
+                rt.kaun_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
+                rt.kaun_run.restype = None
+                _state["rt"] = rt
+    return rt
+
+
+class KArgs(ctypes.Structure):
+    """kargs.h's kaun_args."""
+
+    _fields_ = [("inp", ctypes.c_void_p * 3), ("out", ctypes.c_void_p * 2), ("len", ctypes.c_int64),
+                ("istride", ctypes.c_int64 * 3), ("ostride", ctypes.c_int64 * 2),
+                ("p", ctypes.c_double * 8)]
+
+
+def _specs(entry: Entry, args: dict[int, tuple[Any, ...]], io: str) -> list[codegen.Spec]:
+    prec = codegen.PREC[codegen.WORK[io]]
+    a = args[prec]
+    value = _ir.trace(entry.value, entry.nin, a, prec)
+    deriv = _ir.trace(entry.deriv, entry.nin, a, prec)
+    return [codegen.Spec(f"k_{order}", value if order == "value" else deriv, io, order)
+            for order in ORDERS]
+
+
+def _load(entry: Entry, p: tuple[float, ...], io: str) -> dict[str, int] | None:
+    """The kernels of one entry, variant and I/O dtype: compiled and loaded once per process."""
+    key = (entry.key, entry.variant(p), io)
+    if key in _LIBS:
+        return _LIBS[key]  # type: ignore[no-any-return]
+    with _lock:
+        if key in _LIBS:
+            return _LIBS[key]  # type: ignore[no-any-return]
+        table: dict[str, int] | None
+        try:
+            runtime()
+            specs = _specs(entry, {prec: entry.prep(p, prec) for prec in (32, 64)}, io)
+            lib = ctypes.CDLL(str(_build(f"{entry.key}-{io}", codegen.source(specs))))
+            table = {s.order: ctypes.cast(getattr(lib, s.name), ctypes.c_void_p).value or 0
+                     for s in specs}
+            _state.setdefault("keep", []).append(lib)
+        except (RuntimeError, OSError) as e:
+            _warn(f"kaun: compiled kernels unavailable for {entry.name} ({e}); "
+                  "using the formula in array operations")
+            table = None
+        _LIBS[key] = table
+        return table
+
+
+def _warn(msg: str) -> None:
+    if os.environ.get("KAUN_QUIET") != "1":
+        print(msg.splitlines()[0], file=sys.stderr)
+
+
+class Compiled:
+    """The kernels of one entry for one set of hyper-parameters and one I/O dtype: function
+    pointers ``value``, ``deriv``, ``vjp``, and the run-time scalars as a C array ``p``
+    (``np`` of them)."""
+
+    __slots__ = ("value", "deriv", "vjp", "p", "np")
+
+    def __init__(self, table: dict[str, int], scalars: tuple[float, ...]) -> None:
+        self.value, self.deriv, self.vjp = table["value"], table["deriv"], table["vjp"]
+        self.np = len(scalars)
+        self.p = (ctypes.c_double * max(1, len(scalars)))(*scalars)
+
+
+_COMPILED: dict[Any, Compiled | None] = {}
+_MAX_COMPILED = 512  # distinct (entry, hyper-parameters, dtype) kept
+
+
+def compiled(entry: Entry, p: tuple[float, ...], io: str) -> Compiled | None:
+    """The kernels for ``entry`` at hyper-parameters ``p`` and I/O dtype ``io``, or None where no
+    compiled kernel serves (see the module's docstring). Kernels depend on the hyper-parameters'
+    variant only (see ``Entry.prep``): their values are run-time scalars."""
+    key = (entry.key, tuple(v.hex() for v in p), io)
+    c = _COMPILED.get(key)
+    if c is not None or key in _COMPILED:
+        return c
+    table = _load(entry, p, io) if enabled() else None
+    if table is not None:
+        prec = codegen.PREC[codegen.WORK[io]]
+        c = Compiled(table, tuple(v for v in entry.prep(p, prec) if isinstance(v, float)))
+    if len(_COMPILED) >= _MAX_COMPILED:
+        _COMPILED.clear()
+    _COMPILED[key] = c
+    return c
+
+
+def run_rows(fn: int, a: KArgs, n: int, nthreads: int) -> None:
+    """Kernel fn over the n elements that the argument block a lays out (rows, strides)."""
+    runtime().kaun_run(fn, ctypes.byref(a), n, nthreads)
+
+
+def threads() -> int:
+    """Threads for a NumPy or Dask call: ``$KAUN_NUM_THREADS``, else the CPUs this process may
+    run on. (torch tensors use ``torch.get_num_threads()``.)"""
+    n = _state.get("threads")
+    if n is None:
+        env = os.environ.get("KAUN_NUM_THREADS")
+        if env:
+            n = max(1, int(env))
+        else:
+            try:
+                n = len(os.sched_getaffinity(0))
+            except (AttributeError, OSError):
+                n = os.cpu_count() or 1
+        _state["threads"] = n
+    return int(n)
+
+
+def build_all(entries: list[Entry], dtypes: tuple[str, ...] = IO,
+              progress: Callable[[str], None] | None = None) -> int:
+    """Compile the default variant of every entry for ``dtypes`` into the cache; the number of
+    libraries built or found."""
+    n = 0
+    for e in entries:
+        for io in dtypes:
+            if _load(e, tuple(v for _, v in e.params), io) is not None:
+                n += 1
+        if progress:
+            progress(e.name)
+    return n
