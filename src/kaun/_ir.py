@@ -217,6 +217,11 @@ class TraceOps:
     def abs(self, a: Arg) -> Any:
         return self._unary("abs", a)
 
+    def prod_err(self, a: Arg, b: Arg) -> Sym:
+        """a * b - fl(a * b), exactly (see kaun._special.two_prod): one fma in C."""
+        g = self.graph
+        return g.node("prod_err", (g._operand(a), g._operand(b)), "f")
+
     def where(self, c: Arg, a: Arg, b: Arg) -> Sym:
         g = self.graph
         if not (isinstance(c, Sym) and c.kind == "b"):

@@ -79,8 +79,13 @@ def split(o: Any, a: Array) -> tuple[Array, Array]:
 
 
 def two_prod(o: Any, a: Array, b: Array) -> tuple[Array, Array]:
-    """Dekker's product: a*b = p + e exactly, without an fma (|a|, |b| < 1e15)."""
+    """Dekker's product: a*b = p + e exactly, without an fma (|a|, |b| < 1e15). Where the ops
+    namespace has ``prod_err`` (the compiled kernels: one fma), e comes from it: the same exact
+    value."""
     p = a * b
+    err = getattr(o, "prod_err", None)
+    if err is not None:
+        return p, err(a, b)
     ah, al = split(o, a)
     bh, bl = split(o, b)
     e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
@@ -205,6 +210,9 @@ def two_prod_split(o: Any, a: Array, b: Any, bh: Any, bl: Any) -> tuple[Array, A
     """two_prod with a constant b of the working dtype given with its halves (bh, bl) from
     ``split_const``: a run-time scalar of a compiled kernel, or a Python float."""
     p = a * b
+    err = getattr(o, "prod_err", None)
+    if err is not None:
+        return p, err(a, b)
     ah, al = split(o, a)
     e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
     return p, e

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch._functorch.utils import unwrap_dead_wrappers as _unwrap_dead
 from torch.autograd import forward_ad as _fwd_ad
 
 from .. import _kernels as K
@@ -72,10 +73,10 @@ def _eager() -> bool:
     )
 
 
-def _cpu(*ts: Any) -> bool:
-    """Whether every tensor is a plain strided ``torch.Tensor`` on the CPU (a subclass such as
-    DTensor, FakeTensor or nn.Parameter has its own semantics: it takes the formula)."""
-    return all(type(t) is torch.Tensor and t.is_cpu and t.layout == torch.strided for t in ts)
+def _cpu(t: Any) -> bool:
+    """Whether t is a plain strided ``torch.Tensor`` on the CPU (a subclass such as DTensor,
+    FakeTensor or nn.Parameter has its own semantics: it takes the formula)."""
+    return type(t) is torch.Tensor and t.is_cpu and t.layout is torch.strided
 
 
 def _like(x: Any, t: Any) -> Any:
@@ -94,7 +95,7 @@ def _run(fn: int, c: K.Compiled, x: Any, g: Any = None) -> Any:
         y = torch.empty_like(x)
     g = None if g is None else _like(x, g)  # (held: the kernel reads its memory)
     K.runtime().kaun_run_flat(fn, x.data_ptr(), None if g is None else g.data_ptr(), y.data_ptr(),
-                              x.numel(), c.p, c.np, torch.get_num_threads())
+                              x.numel(), c.p, c.np, K.torch_threads(torch.get_num_threads()))
     return y
 
 
@@ -170,7 +171,8 @@ def _function(entry: Entry) -> tuple[Any, Any]:
         @staticmethod
         def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
             FnC.setup_context(ctx, inputs, output)
-            ctx.save_for_forward(inputs[0])
+            if _fwd_ad._current_level >= 0:  # (jvp is only ever called under forward-mode AD)
+                ctx.save_for_forward(inputs[0])
 
         @staticmethod
         def jvp(ctx: Any, tx: Any, _: Any) -> Any:
@@ -184,7 +186,15 @@ def _function(entry: Entry) -> tuple[Any, Any]:
 
 
 def _apply(fns: tuple[Any, Any], *args: Any) -> Any:
-    return fns[1].apply(*args) if torch.compiler.is_compiling() else fns[0].apply(*args)
+    """fns[0].apply(*args), or fns[1]'s under torch.compile. Outside torch.func transforms this
+    calls the C implementation directly: ``Function.apply`` binds default arguments with
+    ``inspect.signature`` on every call of a Function with ``setup_context`` (40 us, more than
+    the whole of a 2^16-element sigmoid); the C side runs forward and setup_context itself."""
+    if torch.compiler.is_compiling():
+        return fns[1].apply(*args)
+    if torch._C._are_functorch_transforms_active():
+        return fns[0].apply(*args)
+    return super(torch.autograd.Function, fns[0]).apply(*_unwrap_dead(args))
 
 
 # torch's own op where it is exact and has our conventions; None: not for these parameters
@@ -243,7 +253,7 @@ def _glu_value(entry: Entry, x: Any, ax: int) -> Any:
     if c is None:
         return _round(_work(entry.value, halves(x, ax), ()), x.dtype)
     a, n, keep, out = _glu_args(x, ax)
-    K.run_rows(c.value, a, n, torch.get_num_threads())
+    K.run_rows(c.value, a, n, K.torch_threads(torch.get_num_threads()))
     return out
 
 
@@ -252,7 +262,7 @@ def _glu_grad(entry: Entry, g: Any, x: Any, ax: int) -> Any:
         c = _kernel(entry, x, ())
         if c is not None:
             a, n, keep, out = _glu_args(x, ax, g)
-            K.run_rows(c.vjp, a, n, torch.get_num_threads())
+            K.run_rows(c.vjp, a, n, K.torch_threads(torch.get_num_threads()))
             return out
     da, db = _work(entry.deriv, halves(x, ax), ())
     return torch.cat([_scaled(g, da), _scaled(g, db)], dim=ax)
@@ -384,27 +394,30 @@ class TorchBackend(Backend):
             if not p:
                 return lambda x: nat(x) if x.dtype in _FLOATS else None
             return lambda x: nat(x, *p) if x.dtype in _FLOATS else None
-        kernels = {io: K.compiled(entry, p, io) for io in _IO.values()}
+        kernels = {dt: K.compiled(entry, p, io) for dt, io in _IO.items()}
         fns = _FNS[entry.key]
-        run, threads, compiling = K.runtime().kaun_run_flat, torch.get_num_threads, torch.compiler.is_compiling
-        functorch = torch._C._are_functorch_transforms_active
+        run = K.runtime().kaun_run_flat
+        threads, grad, compiling = torch.get_num_threads, torch.is_grad_enabled, torch.compiler.is_compiling
+        functorch, nt, empty_like = torch._C._are_functorch_transforms_active, K.torch_threads, torch.empty_like
+        T, strided, fwd, grain = torch.Tensor, torch.strided, _fwd_ad, K.GRAIN
 
         def f(x: Any) -> Any:
-            io = _IO.get(x.dtype)
-            if io is None:
+            # the kernel for a plain, dense CPU tensor, called eagerly without autograd; the
+            # general path (_value, or the Function) for anything else
+            c = kernels.get(x.dtype)
+            if (c is not None and type(x) is T and x.is_cpu and not (x.requires_grad and grad())
+                    and x.layout is strided and not compiling() and not functorch()
+                    and fwd._current_level < 0 and x.is_contiguous()):
+                y = empty_like(x)
+                n = x.numel()
+                run(c.value, x.data_ptr(), None, y.data_ptr(), n, c.p, c.np,
+                    nt(threads()) if n >= grain else 1)
+                return y
+            if x.dtype not in _FLOATS:
                 return None
-            c = kernels[io]
-            if (c is None or type(x) is not torch.Tensor or not x.is_cpu or x.requires_grad
-                    or compiling() or functorch() or _fwd_ad._current_level >= 0
-                    or x.layout != torch.strided):
-                if x.requires_grad and torch.is_grad_enabled() or not _eager():
-                    return _apply(fns, x, p)
-                return _value(entry, x, p)
-            if not x.is_contiguous():
-                return _run(c.value, c, x)
-            y = torch.empty_like(x)
-            run(c.value, x.data_ptr(), None, y.data_ptr(), x.numel(), c.p, c.np, threads())
-            return y
+            if x.requires_grad and grad() or not _eager():
+                return _apply(fns, x, p)
+            return _value(entry, x, p)
 
         return f
 
@@ -416,7 +429,7 @@ class TorchBackend(Backend):
         return _round(_work(entry.deriv, (x,), _args(entry, x, p)), x.dtype)
 
     def prelu(self, entry: Entry, x: Any, alpha: Any) -> Any:
-        if not _needs_grad(x, alpha) and _eager() and _cpu(x, alpha):
+        if not _needs_grad(x, alpha) and _eager() and _cpu(x) and _cpu(alpha):
             return torch._prelu_kernel(x, alpha)
         return _apply(_PRELU, x, alpha)
 

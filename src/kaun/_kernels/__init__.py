@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import importlib.machinery
+import importlib.util
 import os
 import platform
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 from collections.abc import Callable
@@ -40,8 +43,9 @@ from . import codegen
 HERE = Path(__file__).resolve().parent
 IO = ("float16", "bfloat16", "float32", "float64")
 ORDERS = ("value", "deriv", "vjp")
+GRAIN = 16384  # runtime.c's KAUN_GRAIN: fewer elements than this a thread run on one
 FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-pthread", "-std=gnu11",
-         "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", "-fno-semantic-interposition")
+         "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast", "-fno-semantic-interposition")
 
 _lock = threading.RLock()
 _LIBS: dict[Any, Any] = {}  # (entry name, variant, io) -> {order: function pointer} or None
@@ -87,9 +91,9 @@ def _machine() -> str:
     return _state["machine"]  # type: ignore[no-any-return]
 
 
-def _build(stem: str, src: str) -> Path:
+def _build(stem: str, src: str, extra: tuple[str, ...] = ()) -> Path:
     """The shared library of C source ``src``, from the cache or compiled into it."""
-    key = hashlib.sha256((_machine() + "\n" + src).encode()).hexdigest()[:24]
+    key = hashlib.sha256((_machine() + " ".join(extra) + "\n" + src).encode()).hexdigest()[:24]
     d = cache_dir()
     lib = d / f"{stem}-{key}.so"
     if lib.exists():
@@ -102,7 +106,7 @@ def _build(stem: str, src: str) -> Path:
         c = Path(tmp) / f"{stem}.c"
         c.write_text(src)
         out = Path(tmp) / "lib.so"
-        cmd = [cc, *FLAGS, f"-I{HERE}", "-o", str(out), str(c)]
+        cmd = [cc, *FLAGS, *extra, f"-I{HERE}", "-o", str(out), str(c)]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{r.stderr[-4000:]}")
@@ -110,21 +114,57 @@ def _build(stem: str, src: str) -> Path:
     return lib
 
 
+def _python_headers() -> str | None:
+    inc = sysconfig.get_paths().get("include")
+    return inc if inc and os.path.exists(os.path.join(inc, "Python.h")) else None
+
+
+def _openmp(stem: str, src: str, extra: tuple[str, ...]) -> Path:
+    """The library built with OpenMP where the compiler has it (see runtime.c), else without."""
+    try:
+        return _build(stem, src, (*extra, "-fopenmp"))
+    except RuntimeError:
+        return _build(stem, src, extra)
+
+
 def runtime() -> Any:
-    """The runtime library (ctypes), built on first use."""
+    """The runtime (built on first use): a CPython extension where Python's headers exist, else
+    the same C through ctypes. Either way ``kaun_run_flat(fn, x, g, y, n, p, np, nthreads)`` and
+    ``kaun_run(fn, args, n, nthreads)`` take Python ints (addresses, counts; g may be None)."""
     rt = _state.get("rt")
     if rt is None:
         with _lock:
             rt = _state.get("rt")
             if rt is None:
-                rt = ctypes.CDLL(str(_build("runtime", (HERE / "runtime.c").read_text())))
-                rt.kaun_run_flat.argtypes = [
-                    ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-                    ctypes.c_int64, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
-                rt.kaun_run_flat.restype = None
-                rt.kaun_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
-                rt.kaun_run.restype = None
+                rt = _load_runtime()
                 _state["rt"] = rt
+    return rt
+
+
+def _load_runtime() -> Any:
+    src = (HERE / "runtime.c").read_text()
+    inc = _python_headers()
+    if inc is not None and os.environ.get("KAUN_CTYPES") != "1":
+        extra = ["-DKAUN_PYTHON", f"-I{inc}"]
+        if sys.platform == "darwin":
+            extra += ["-undefined", "dynamic_lookup"]
+        try:
+            path = _openmp(f"runtime-py{sys.version_info[0]}{sys.version_info[1]}", src, tuple(extra))
+            loader = importlib.machinery.ExtensionFileLoader("_kaunrt", str(path))
+            spec = importlib.util.spec_from_file_location("_kaunrt", path, loader=loader)
+            if spec is not None:
+                mod = importlib.util.module_from_spec(spec)
+                loader.exec_module(mod)
+                return mod
+        except (RuntimeError, ImportError, OSError):
+            pass
+    rt = ctypes.CDLL(str(_openmp("runtime", src, ())))
+    rt.kaun_run_flat.argtypes = [
+        ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+        ctypes.c_int64, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+    rt.kaun_run_flat.restype = None
+    rt.kaun_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
+    rt.kaun_run.restype = None
     return rt
 
 
@@ -176,15 +216,16 @@ def _warn(msg: str) -> None:
 
 class Compiled:
     """The kernels of one entry for one set of hyper-parameters and one I/O dtype: function
-    pointers ``value``, ``deriv``, ``vjp``, and the run-time scalars as a C array ``p``
-    (``np`` of them)."""
+    pointers ``value``, ``deriv``, ``vjp``, and the address ``p`` of the run-time scalars (a C
+    array of ``np`` doubles)."""
 
-    __slots__ = ("value", "deriv", "vjp", "p", "np")
+    __slots__ = ("value", "deriv", "vjp", "p", "np", "_buf")
 
     def __init__(self, table: dict[str, int], scalars: tuple[float, ...]) -> None:
         self.value, self.deriv, self.vjp = table["value"], table["deriv"], table["vjp"]
         self.np = len(scalars)
-        self.p = (ctypes.c_double * max(1, len(scalars)))(*scalars)
+        self._buf = (ctypes.c_double * max(1, len(scalars)))(*scalars)
+        self.p = ctypes.addressof(self._buf)
 
 
 _COMPILED: dict[Any, Compiled | None] = {}
@@ -195,7 +236,8 @@ def compiled(entry: Entry, p: tuple[float, ...], io: str) -> Compiled | None:
     """The kernels for ``entry`` at hyper-parameters ``p`` and I/O dtype ``io``, or None where no
     compiled kernel serves (see the module's docstring). Kernels depend on the hyper-parameters'
     variant only (see ``Entry.prep``): their values are run-time scalars."""
-    key = (entry.key, tuple(v.hex() for v in p), io)
+    # (-0.0 == 0.0, but the sign of a zero hyper-parameter can matter to a formula)
+    key = (entry.key, io, p) if all(p) else (entry.key, io, tuple(v.hex() for v in p))
     c = _COMPILED.get(key)
     if c is not None or key in _COMPILED:
         return c
@@ -211,12 +253,29 @@ def compiled(entry: Entry, p: tuple[float, ...], io: str) -> Compiled | None:
 
 def run_rows(fn: int, a: KArgs, n: int, nthreads: int) -> None:
     """Kernel fn over the n elements that the argument block a lays out (rows, strides)."""
-    runtime().kaun_run(fn, ctypes.byref(a), n, nthreads)
+    runtime().kaun_run(fn, ctypes.addressof(a), n, nthreads)
+
+
+def _forked() -> None:
+    # GNU libgomp's threads do not survive fork(): a child that enters a parallel region hangs.
+    # (torch's DataLoader sets one thread in its workers for the same reason.)
+    _state["threads"] = 1
+    _state["forked"] = True
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def torch_threads(n: int) -> int:
+    """The threads for a torch tensor: torch's count (its pool is the one kaun's kernels run on),
+    one in a forked child."""
+    return 1 if "forked" in _state else n
 
 
 def threads() -> int:
     """Threads for a NumPy or Dask call: ``$KAUN_NUM_THREADS``, else the CPUs this process may
-    run on. (torch tensors use ``torch.get_num_threads()``.)"""
+    run on (torch tensors: ``torch.get_num_threads()``); one in a process forked from one that
+    imported kaun's kernels."""
     n = _state.get("threads")
     if n is None:
         env = os.environ.get("KAUN_NUM_THREADS")

@@ -20,6 +20,9 @@ from .._ir import Graph, Sym
 CTYPE = {"float16": "uint16_t", "bfloat16": "uint16_t", "float32": "float", "float64": "double"}
 WORK = {"float16": "float", "bfloat16": "float", "float32": "float", "float64": "double"}
 PREC = {"float": 32, "double": 64}
+# booleans are lane-wide masks (all ones or zero) of the working type's width, selects are
+# bitwise blends: gcc 12 leaves some loops with int comparisons scalar, never these
+MASK = {"float": "uint32_t", "double": "uint64_t"}
 
 
 @dataclass(frozen=True)
@@ -62,9 +65,11 @@ def _store(io: str, e: str) -> str:
 
 _FN = {
     "float": {"exp": "k_expf", "expm1": "k_expm1f", "log1p": "k_log1pf", "tanh": "k_tanhf",
-              "sqrt": "__builtin_sqrtf", "abs": "kf_abs", "max": "kf_max", "min": "kf_min"},
+              "sqrt": "__builtin_sqrtf", "abs": "kf_abs", "max": "kf_max", "min": "kf_min",
+              "sel": "kf_sel", "prod_err": "kf_prod_err"},
     "double": {"exp": "k_exp", "expm1": "k_expm1", "log1p": "k_log1p", "tanh": "k_tanh",
-               "sqrt": "__builtin_sqrt", "abs": "kd_abs", "max": "kd_max", "min": "kd_min"},
+               "sqrt": "__builtin_sqrt", "abs": "kd_abs", "max": "kd_max", "min": "kd_min",
+               "sel": "kd_sel", "prod_err": "kd_prod_err"},
 }
 _BIN = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
 _CMP = {"lt": "<", "le": "<=", "gt": ">", "ge": ">="}
@@ -117,11 +122,12 @@ def kernel(spec: Spec) -> str:
                 pre.append(f"const double s{i} = {sca(args[0])} {_BIN[op]} {sca(args[1])};")
         elif s.kind == "b":
             name[i] = f"b{i}"
+            m = MASK[w]
             if op in _CMP:
-                e = f"{arr(args[0])} {_CMP[op]} {arr(args[1])}"
+                e = f"-({m})({arr(args[0])} {_CMP[op]} {arr(args[1])})"
             else:
                 e = f"{name[args[0].index]} {_LOGIC[op]} {name[args[1].index]}"
-            body.append(f"const int b{i} = {e};")
+            body.append(f"const {m} b{i} = {e};")
         else:
             name[i] = f"v{i}"
             if op in _BIN:
@@ -129,10 +135,10 @@ def kernel(spec: Spec) -> str:
             elif op == "neg":
                 e = f"-{arr(args[0])}"
             elif op == "mask":
-                e = f"{name[args[0].index]} ? ({w})1 : ({w})0"
+                e = f"{_FN[w]['sel']}({name[args[0].index]}, ({w})1, ({w})0)"
             elif op == "where":
-                e = f"{name[args[0].index]} ? {arr(args[1])} : {arr(args[2])}"
-            elif op in ("max", "min"):
+                e = f"{_FN[w]['sel']}({name[args[0].index]}, {arr(args[1])}, {arr(args[2])})"
+            elif op in ("max", "min", "prod_err"):
                 e = f"{_FN[w][op]}({arr(args[0])}, {arr(args[1])})"
             else:
                 e = f"{_FN[w][op]}({arr(args[0])})"

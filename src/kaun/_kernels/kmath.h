@@ -46,8 +46,36 @@ static inline float kf_max(float x, float lo) { return x < lo ? lo : x; }
 static inline float kf_min(float x, float hi) { return x > hi ? hi : x; }
 static inline double kd_max(double x, double lo) { return x < lo ? lo : x; }
 static inline double kd_min(double x, double hi) { return x > hi ? hi : x; }
+/* m ? a : b for a lane mask m (all ones or zero), bitwise */
+static inline float kf_sel(uint32_t m, float a, float b) {
+    return kf_from((kf_bits(a) & m) | (kf_bits(b) & ~m));
+}
+static inline double kd_sel(uint64_t m, double a, double b) {
+    return kd_from((kd_bits(a) & m) | (kd_bits(b) & ~m));
+}
 static inline float kf_abs(float x) { return kf_from(kf_bits(x) & 0x7fffffffu); }
 static inline double kd_abs(double x) { return kd_from(kd_bits(x) & 0x7fffffffffffffffull); }
+
+/* a * b - fl(a * b), exactly: one fma where the CPU has it, else Dekker's product (|a|, |b| below
+   1e30 in float, 1e290 in double, as kaun._special.two_prod asks of its callers) */
+static inline float kf_prod_err(float a, float b) {
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
+    return __builtin_fmaf(a, b, -(a * b));
+#else
+    float p = a * b, sa = a * 4097.0f, sb = b * 4097.0f;
+    float ah = sa - (sa - a), bh = sb - (sb - b), al = a - ah, bl = b - bh;
+    return ((ah * bh - p) + ah * bl + al * bh) + al * bl;
+#endif
+}
+static inline double kd_prod_err(double a, double b) {
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
+    return __builtin_fma(a, b, -(a * b));
+#else
+    double p = a * b, sa = a * 134217729.0, sb = b * 134217729.0;
+    double ah = sa - (sa - a), bh = sb - (sb - b), al = a - ah, bl = b - bh;
+    return ((ah * bh - p) + ah * bl + al * bh) + al * bl;
+#endif
+}
 
 /* ---- float ----------------------------------------------------------------------------- */
 

@@ -526,13 +526,63 @@ def _gelu_parts(o: Any, x: Array) -> tuple[Array, Array, Array, Array]:
     return xc, *sp.erfc_gauss_scaled(o, -p, -(e + xc * c_lo))
 
 
+# float32 (and half): gelu(x) = max(x, 0) - t Phi(-t) with t = |x| (no cancellation on either
+# side: Phi(-t) <= 1/2), Phi(-t) = exp(-t^2/2) R(t), R(t) = q(t) / (p(t) + s t q(t)) a rational fit
+# of the scaled Mills ratio with positive coefficients (tools/fit_gelu32.py: 1e-8 relative over
+# [0, 14.6]; past 14.6, t Phi(-t) is 0 in float32). exp(-t^2/2) carries the rounding of t^2 (an
+# exact product) as a factor, and where it would be subnormal it is computed scaled by 2^92
+# (exactly: the argument shift 92 ln 2 is split in two, its low part joins that factor), so a
+# normal result keeps its precision. About a fifth of the operations of the float64 form below.
+_G32_P = (2.0, 1.332849144935608, 0.4562121331691742, 0.08570694923400879, 0.007626371458172798)
+_G32_Q = (1.0, 1.1218546628952026, 0.6024075746536255, 0.1879301369190216, 0.03419836610555649,
+          0.0030423745047301054)
+_G32_S = 2.5066282749176025  # sqrt(2 pi), as float32 rounds it (the fit is for this value)
+_G32_SHIFT = 63.76954650878906  # 92 ln 2 rounded to float32; the rest:
+_G32_SHIFT_LO = 92 * math.log(2) - _G32_SHIFT
+
+
+def _poly(o: Any, t: Array, c: tuple[float, ...]) -> Array:
+    """c[0] + c[1] t + c[2] t^2 + ..., by Horner's rule."""
+    y = c[-1] * t + c[-2]
+    for v in c[-3::-1]:
+        y = y * t + v
+    return y
+
+
+def _gelu32_parts(o: Any, x: Array) -> tuple[Array, Array, Array]:
+    """(t, e, sc): t = min(|x|, 14.6), exp(-t^2/2) = e sc with e normal and sc 1 or 2^-92."""
+    t = o.clip(o.abs(x), None, 14.6)
+    h, hl = sp.two_prod(o, t, t)
+    z = 0.5 * h  # t^2/2 = z + hl/2 exactly
+    m = o.mask(z > 72.0, z)  # exp(-z) would leave float32's normal range past 87
+    # exp(-z - hl/2) = exp(S m - z) exp(-S m) (1 - hl/2), S = 92 ln 2 = _G32_SHIFT + _G32_SHIFT_LO;
+    # S m - z is exact (z is within a factor of two of the shift), exp(-92 ln 2 m) = 2^(-92 m)
+    e = o.exp(_G32_SHIFT * m - z) * (1.0 + (_G32_SHIFT_LO * m - 0.5 * hl))
+    sc = m * 2.0**-92 + (1.0 - m)
+    return t, e, sc
+
+
 def _gelu(o: Any, x: Array) -> Array:
+    if o.prec(x) == 32:
+        t, e, sc = _gelu32_parts(o, x)
+        q = _poly(o, t, _G32_Q)
+        u = t * q
+        tr = u / (_poly(o, t, _G32_P) + _G32_S * u)  # t R(t)
+        a = ((tr * e) * sc)  # t Phi(-t)
+        return o.where(x >= 0.0, x - a, -a)
     _, e, _, sc = _gelu_parts(o, x)
     # x below -40 is clipped too: gelu is -0 there, and the scaled e must not meet a huge x
     return (0.5 * o.clip(x, -40.0, None) * e) * sc
 
 
 def _d_gelu(o: Any, x: Array) -> Array:
+    if o.prec(x) == 32:
+        # Phi(x) + x phi(x): 1 - Phi(-t) + t phi(t) for x >= 0, Phi(-t) - t phi(t) for x < 0
+        t, e, sc = _gelu32_parts(o, x)
+        q = _poly(o, t, _G32_Q)
+        r = q / (_poly(o, t, _G32_P) + (_G32_S * t) * q)
+        b = (e * (t * _INV_SQRT_2PI - r)) * sc
+        return o.where(x >= 0.0, 1.0 + b, -b)
     xc, e, g, sc = _gelu_parts(o, x)
     return (0.5 * e + xc * g * _INV_SQRT_2PI) * sc
 
@@ -546,8 +596,10 @@ _GELU = Entry(
 def gelu(x: ArrayT, /) -> ArrayT:
     """Gaussian error linear unit, exact: ``0.5 * x * (1 + erf(x / sqrt(2)))``.
 
-    Evaluated as ``0.5 * x * erfc(-x / sqrt(2))`` with the rounding of ``x / sqrt(2)`` carried as
-    an error term, so the negative tail keeps full precision (``gelu(-10)`` is -7.6e-23, not 0).
+    Evaluated as ``max(x, 0) - |x| Phi(-|x|)``, so the negative tail keeps full precision
+    (``gelu(-10)`` is -7.6e-23, not 0): in float64 through ``erfc`` with the rounding of
+    ``x / sqrt(2)`` carried as an error term, in float32 (and half) through a rational fit of
+    ``Phi(-t) exp(t^2 / 2)`` and an exactly split ``t^2``.
 
     Derivative: ``Phi(x) + x * phi(x)``.
 
@@ -922,9 +974,13 @@ def _d_glu(o: Any, a: Array, b: Array) -> tuple[Array, Array]:
     return s, a * s * sn
 
 
+def _prep_none(p: tuple[Any, ...], prec: int) -> tuple[()]:
+    return ()  # the axis says where the halves are, not what the formula computes
+
+
 _GLU = Entry(
     "glu", "gating", "first * sigmoid(second), halves along axis", _glu, _d_glu,
-    params=(("axis", -1),), kind="glu",
+    params=(("axis", -1),), kind="glu", prep=_prep_none,
 )
 
 
