@@ -656,8 +656,7 @@ def test_limits_at_infinity(kind: str) -> None:
 
 
 # -- bugs these tests found ------------------------------------------------------------------------
-# Fixed ones keep their test; one still open (BUG-7) is pinned by a strict xfail, which fails
-# loudly (XPASS) the day it is fixed, so that the marker is removed.
+# Fixed ones keep their test.
 
 
 def test_bug_1_ragged_list() -> None:
@@ -734,11 +733,12 @@ def test_bug_6_hyper_parameter_outside_dtype(name: str, x: float, kw: dict[str, 
     assert not np.isnan(y[0]) and np.isclose(y[0], want, rtol=1e-6), f"{name}({x}, {kw}) = {y[0]}"
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="BUG-7: glu(inf, very negative) = NaN")
-def test_bug_7_glu_infinite_gate_underflow(dtype: Any) -> None:
-    """glu with a = inf and a finite b whose sigmoid underflows to 0 gives inf * 0 = NaN; the
-    limit is inf (a * a positive number). Fix (src/kaun/activation/_defs.py, _glu): return
-    ``o.where(o.abs(a) == inf and b > -inf, a, a * s)`` (spelled with the ops vocabulary)."""
-    y = A.glu(np.array([np.inf, -1000.0], dtype))
-    assert y[0] == np.inf, y
+def test_bug_7_glu_infinite_gate_underflow(xp: Any) -> None:
+    """glu with a = +-inf and a finite b whose sigmoid underflows to 0 gave inf * 0 = NaN; the
+    limit is a (a times a positive number). Fixed in src/kaun/activation/_defs.py, _glu (and the
+    JAX adapter's glu): ``o.where((|a| > max) & (b >= -max), a, a * sigmoid(b))``. b = -inf
+    stays NaN (inf * 0: undefined)."""
+    for dtype in xp.dtypes:
+        x = xp.asarray([np.inf, -np.inf, np.inf, 1.0, -1000.0, -1000.0, -np.inf, -88.0], dtype)
+        y = xp.read(xp.call(A.glu, x))
+        assert y[0] == np.inf and y[1] == -np.inf and np.isnan(y[2]), (dtype, y)

@@ -183,14 +183,17 @@ dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
 try:
     mesh = init_device_mesh("cpu", (1,))
     plain = torch.linspace(-3, 3, 8, dtype=torch.float64)
+    # a DTensor takes the formula in torch operations (each shard's op), a plain tensor the
+    # compiled kernel: the same values within the documented bound (4 ulp; derivatives 16)
+    close = lambda a, b, ulps: torch.allclose(a, b, rtol=ulps * 2.0**-52, atol=1e-300)
     for f in (A.gelu, A.silu, A.relu, A.squareplus, A.leaky_relu):
         x = distribute_tensor(plain, mesh, [Shard(0)]).requires_grad_()
         y = f(x)
         assert isinstance(y, DTensor) and y.placements == (Shard(0),), f.__name__
-        assert torch.equal(y.full_tensor(), f(plain))
+        assert close(y.full_tensor(), f(plain), 8), f.__name__
         y.sum().backward()
         assert isinstance(x.grad, DTensor) and x.grad.placements == (Shard(0),)
-        assert torch.equal(x.grad.full_tensor(), A.derivative(f)(plain))
+        assert close(x.grad.full_tensor(), A.derivative(f)(plain), 32), f.__name__
     x = distribute_tensor(torch.ones(4, 8), mesh, [Shard(0)])
     a = distribute_tensor(torch.full((8,), 0.25), mesh, [Replicate()])
     assert A.prelu(x, a).placements == (Shard(0),)

@@ -83,7 +83,7 @@ class Entry:
 
     def __reduce__(self) -> tuple[Any, tuple[str]]:
         # by reference: a Dask worker's unpickled task finds the entry of its own kaun
-        return _lookup, (self.key,)
+        return lookup, (self.key,)
 
     def variant(self, p: tuple[float, ...]) -> tuple[Any, ...]:
         """What a compiled kernel of these hyper-parameters depends on (not their values)."""
@@ -99,7 +99,9 @@ ENTRIES: dict[str, Entry] = {}
 ALL: dict[str, Entry] = {}
 
 
-def _lookup(key: str) -> Entry:
+def lookup(key: str) -> Entry:
+    """The entry of that key, importing kaun.activation first where nothing has (a Dask worker
+    that unpickles a task)."""
     if key not in ALL:
         import importlib
 

@@ -5,6 +5,8 @@
     kaun-activation eval leaky_relu -2 3 --param negative_slope=0.2 --derivative
     kaun-activation plot gelu silu --derivative -o act.png
     kaun-activation gallery -o docs/gallery.png
+    kaun-activation build              # compile every function's kernels ahead, into the cache
+    kaun-activation cache [--clear]    # where the compiled kernels are, or delete them
 
 Also ``python -m kaun.cli``. Plots need matplotlib (``pip install 'kaun[plot]'``).
 Exit status: 0 on success, 2 on bad usage or bad input (the message names the problem).
@@ -322,7 +324,48 @@ def _parser() -> argparse.ArgumentParser:
 
     ga = sub.add_parser("gallery", help="every function and its derivative, in a grid")
     ga.add_argument("-o", "--output", required=True, metavar="FILE.png")
+
+    bu = sub.add_parser("build", help="compile every function's kernels into the cache, ahead of use")
+    bu.add_argument("--dtypes", default=",".join(DTYPES),
+                    help=f"comma-separated I/O dtypes (default: {','.join(DTYPES)})")
+    bu.add_argument("--jobs", type=int, default=0, help="compilers at a time (default: one per CPU)")
+
+    ca = sub.add_parser("cache", help="where the compiled kernels are kept (or --clear them)")
+    ca.add_argument("--clear", action="store_true", help="delete the cache folder")
     return p
+
+
+def build_text(dtypes: str, jobs: int) -> str:
+    from kaun import _kernels as K
+
+    want = tuple(d.strip() for d in dtypes.split(",") if d.strip())
+    bad = [d for d in want if d not in DTYPES]
+    if bad or not want:
+        raise CLIError(f"build: --dtypes must be among {', '.join(DTYPES)}, got {dtypes!r}")
+    import time
+
+    t = time.perf_counter()
+    try:
+        n = K.build_all(list(ENTRIES.values()), want, jobs)
+    except RuntimeError as e:
+        raise CLIError(f"build: {e}") from None
+    return f"{n} kernel libraries in {K.cache_dir()} ({time.perf_counter() - t:.1f} s)"
+
+
+def cache_text(clear: bool) -> str:
+    from kaun import _kernels as K
+
+    if clear:
+        return f"deleted {K.cache_dir()} ({K.clear_cache()} kernel libraries)"
+    i = K.cache_info()
+    state = "compiled kernels serve NumPy, Dask and torch CPU arrays" if i["enabled"] else (
+        f"compiled kernels are off ({i['why_not']}): the formulas serve every array")
+    return "\n".join([
+        f"cache:    {i['dir']} ({i['libraries']} kernel libraries, {i['bytes'] / 2**20:.1f} MiB)",
+        f"compiler: {i['compiler'] or '-'}",
+        state,
+        "set KAUN_CACHE_DIR to move it; `kaun-activation cache --clear` deletes it",
+    ])
 
 
 def _is_negative_number(token: str) -> bool:
@@ -381,6 +424,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "gallery":
             gallery(args.output)
             print(f"wrote {args.output}")
+        elif args.command == "build":
+            print(build_text(args.dtypes, args.jobs))
+        elif args.command == "cache":
+            print(cache_text(args.clear))
     except (CLIError, TypeError, ValueError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2

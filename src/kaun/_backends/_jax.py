@@ -104,7 +104,12 @@ def _glu(entry: Entry, ax: int) -> Any:
 
     def f(x: Any) -> Any:
         a, b = halves(x, ax)
-        return a * sig(b)
+        dt = x.dtype
+        if dt in _HALF:  # computed in float32 and rounded once (sigmoid(-20) is 0 in half)
+            a, b = a.astype(jnp.float32), b.astype(jnp.float32)
+        big = float(jnp.finfo(a.dtype).max)  # type: ignore[no-untyped-call]
+        # a = +-inf with b > -inf: a (see _defs._glu), not inf * an underflowed sigmoid
+        return jnp.where((jnp.abs(a) > big) & (b >= -big), a, a * sig(b)).astype(dt)
 
     return jax.jit(f)
 

@@ -143,9 +143,8 @@ def glu_pair(entry: Entry, a: Any, b: Any) -> Any:
     b = np.ascontiguousarray(b) if a.flags.c_contiguous else np.asfortranarray(b)
     b = b.astype(a.dtype, copy=False)
     y = np.empty_like(a, subok=False)
-    k = K.KArgs()
-    k.inp[0], k.inp[1], k.out[0], k.len = _ptr(a), _ptr(b), _ptr(y), max(1, a.size)
-    K.run_rows(c.value, k, a.size, K.threads())
+    K.runtime().kaun_run_rows(c.value, _ptr(a), _ptr(b), None, _ptr(y), None, 1, a.size, 0, 0, 0,
+                              c.p, c.np, K.threads())
     return y
 
 
@@ -159,15 +158,8 @@ def glu_run(c: K.Compiled, x: np.ndarray, ax: int) -> np.ndarray:
     rows = int(np.prod(shape[:ax], dtype=np.int64))
     out = np.empty(shape[:ax] + (n,) + shape[ax + 1:], dtype=x.dtype)
     if out.size:
-        step = x.itemsize
-        a = K.KArgs()
-        a.inp[0] = _ptr(x)
-        a.inp[1] = _ptr(x) + length * step
-        a.out[0] = _ptr(out)
-        a.len = length
-        a.istride[0] = a.istride[1] = 2 * length
-        a.ostride[0] = length
-        K.run_rows(c.value, a, rows * length, K.threads())
+        K.runtime().kaun_run_rows(c.value, _ptr(x), _ptr(x) + length * x.itemsize, None, _ptr(out),
+                                  None, rows, length, 2 * length, 0, length, c.p, c.np, K.threads())
     return out
 
 

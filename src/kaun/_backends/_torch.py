@@ -214,56 +214,44 @@ def _native(entry: Entry) -> Any:
 # -- glu: the halves along an axis ---------------------------------------------------------------
 
 
-def _glu_args(x: Any, ax: int, g: Any = None) -> tuple[Any, int, Any, Any]:
-    """(kernel arguments, elements, x contiguous, out) for glu's kernels over x seen as
-    (rows, 2, length); out is the value (rows, length) or, with a cotangent g, the gradient
-    (rows, 2, length)."""
+def _glu_run(fn: int, c: K.Compiled, x: Any, ax: int, g: Any = None) -> Any:
+    """glu's kernel fn over x seen as (rows, 2, length), its halves side by side: the value
+    (rows, length), or with a cotangent g the gradient (rows, 2, length)."""
     x = x.contiguous()
     n = x.shape[ax] // 2
-    length = 1
+    rows = length = 1
+    for d in x.shape[:ax]:
+        rows *= d
     for d in x.shape[ax + 1:]:
         length *= d
     length *= n
-    rows = 1
-    for d in x.shape[:ax]:
-        rows *= d
-    a = K.KArgs()
-    step = x.element_size()
-    a.inp[0] = x.data_ptr()
-    a.inp[1] = x.data_ptr() + length * step
-    a.istride[0] = a.istride[1] = 2 * length
-    a.len = max(length, 1)
+    xp, off = x.data_ptr(), length * x.element_size()
+    nt = K.torch_threads(torch.get_num_threads())
+    run = K.runtime().kaun_run_rows
     if g is None:
         out = torch.empty(x.shape[:ax] + (n,) + x.shape[ax + 1:], dtype=x.dtype)
-        a.out[0] = out.data_ptr()
-        a.ostride[0] = length
+        run(fn, xp, xp + off, None, out.data_ptr(), None, rows, length, 2 * length, 0, length,
+            c.p, c.np, nt)
     else:
         g = g.to(x.dtype).contiguous()
         out = torch.empty_like(x)
-        a.inp[2] = g.data_ptr()
-        a.istride[2] = length
-        a.out[0] = out.data_ptr()
-        a.out[1] = out.data_ptr() + length * step
-        a.ostride[0] = a.ostride[1] = 2 * length
-    return a, rows * length, (x, g), out
+        run(fn, xp, xp + off, g.data_ptr(), out.data_ptr(), out.data_ptr() + off, rows, length,
+            2 * length, length, 2 * length, c.p, c.np, nt)
+    return out
 
 
 def _glu_value(entry: Entry, x: Any, ax: int) -> Any:
     c = _kernel(entry, x, ())
     if c is None:
         return _round(_work(entry.value, halves(x, ax), ()), x.dtype)
-    a, n, keep, out = _glu_args(x, ax)
-    K.run_rows(c.value, a, n, K.torch_threads(torch.get_num_threads()))
-    return out
+    return _glu_run(c.value, c, x, ax)
 
 
 def _glu_grad(entry: Entry, g: Any, x: Any, ax: int) -> Any:
     if not torch.is_grad_enabled() and _eager() and _cpu(g):
         c = _kernel(entry, x, ())
         if c is not None:
-            a, n, keep, out = _glu_args(x, ax, g)
-            K.run_rows(c.vjp, a, n, K.torch_threads(torch.get_num_threads()))
-            return out
+            return _glu_run(c.vjp, c, x, ax, g)
     da, db = _work(entry.deriv, halves(x, ax), ())
     return torch.cat([_scaled(g, da), _scaled(g, db)], dim=ax)
 
@@ -336,6 +324,11 @@ def _prelu_function() -> tuple[Any, Any]:
         @staticmethod
         def backward(ctx: Any, g: Any) -> Any:
             x, alpha = ctx.saved_tensors
+            if not torch.is_grad_enabled() and _eager() and _cpu(x) and _cpu(alpha) and _cpu(g):
+                # torch's kernel: (x > 0 ? g : alpha g, x > 0 ? 0 : x g), broadcast, the
+                # formula's conventions (alpha at 0); one pass
+                gx, ga = torch.ops.aten._prelu_kernel_backward(g, x, alpha)
+                return gx, _sum_to(ga, tuple(alpha.shape))
             dx, da = deriv(x, alpha)
             return _scaled(g, dx), _sum_to(_scaled(g, da), tuple(alpha.shape))
 

@@ -75,7 +75,8 @@ def compiler() -> str | None:
 
 
 def _machine() -> str:
-    """What the compiled code depends on besides its source: the compiler and the CPU."""
+    """What the compiled code depends on besides its source: the compiler, the CPU, the flags and
+    the headers."""
     if "machine" not in _state:
         cc = compiler() or ""
         st = os.stat(os.path.realpath(cc)) if cc else None
@@ -85,9 +86,11 @@ def _machine() -> str:
                 cpu = next((ln for ln in f if ln.startswith(("flags", "Features"))), "")
         except OSError:
             cpu = platform.processor()
+        # and the headers every library includes
+        headers = "".join((HERE / h).read_text() for h in ("kmath.h", "kargs.h"))
         _state["machine"] = "\n".join(
             (os.path.realpath(cc), f"{st.st_size if st else 0}:{st.st_mtime_ns if st else 0}",
-             platform.machine(), cpu, " ".join(FLAGS)))
+             platform.machine(), cpu, " ".join(FLAGS), headers))
     return _state["machine"]  # type: ignore[no-any-return]
 
 
@@ -130,7 +133,8 @@ def _openmp(stem: str, src: str, extra: tuple[str, ...]) -> Path:
 def runtime() -> Any:
     """The runtime (built on first use): a CPython extension where Python's headers exist, else
     the same C through ctypes. Either way ``kaun_run_flat(fn, x, g, y, n, p, np, nthreads)`` and
-    ``kaun_run(fn, args, n, nthreads)`` take Python ints (addresses, counts; g may be None)."""
+    ``kaun_run_rows(fn, a, b, g, y, y2, rows, len, astride, gstride, ostride, p, np, nthreads)``
+    (see runtime.c) take Python ints: addresses (None for none), counts."""
     rt = _state.get("rt")
     if rt is None:
         with _lock:
@@ -163,17 +167,10 @@ def _load_runtime() -> Any:
         ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
         ctypes.c_int64, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
     rt.kaun_run_flat.restype = None
-    rt.kaun_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
-    rt.kaun_run.restype = None
+    rt.kaun_run_rows.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 5 + [
+        ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+    rt.kaun_run_rows.restype = None
     return rt
-
-
-class KArgs(ctypes.Structure):
-    """kargs.h's kaun_args."""
-
-    _fields_ = [("inp", ctypes.c_void_p * 3), ("out", ctypes.c_void_p * 2), ("len", ctypes.c_int64),
-                ("istride", ctypes.c_int64 * 3), ("ostride", ctypes.c_int64 * 2),
-                ("p", ctypes.c_double * 8)]
 
 
 def _specs(entry: Entry, args: dict[int, tuple[Any, ...]], io: str) -> list[codegen.Spec]:
@@ -251,11 +248,6 @@ def compiled(entry: Entry, p: tuple[float, ...], io: str) -> Compiled | None:
     return c
 
 
-def run_rows(fn: int, a: KArgs, n: int, nthreads: int) -> None:
-    """Kernel fn over the n elements that the argument block a lays out (rows, strides)."""
-    runtime().kaun_run(fn, ctypes.addressof(a), n, nthreads)
-
-
 def _forked() -> None:
     # GNU libgomp's threads do not survive fork(): a child that enters a parallel region hangs.
     # (torch's DataLoader sets one thread in its workers for the same reason.)
@@ -290,15 +282,50 @@ def threads() -> int:
     return int(n)
 
 
-def build_all(entries: list[Entry], dtypes: tuple[str, ...] = IO,
+def build_all(entries: list[Entry], dtypes: tuple[str, ...] = IO, jobs: int = 0,
               progress: Callable[[str], None] | None = None) -> int:
-    """Compile the default variant of every entry for ``dtypes`` into the cache; the number of
-    libraries built or found."""
-    n = 0
+    """Compile the default variant of every entry for ``dtypes`` (and the runtime) into the
+    cache, ``jobs`` compilers at a time (0: one per CPU); the number of libraries built or found.
+    Raises RuntimeError where a compilation fails."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if compiler() is None:
+        raise RuntimeError("no C compiler found (set KAUN_CC, or install cc, gcc or clang)")
+    runtime()
+    work = []
     for e in entries:
+        p = tuple(v for _, v in e.params)
+        args = {prec: e.prep(p, prec) for prec in (32, 64)}
         for io in dtypes:
-            if _load(e, tuple(v for _, v in e.params), io) is not None:
-                n += 1
+            work.append((f"{e.key}-{io}", codegen.source(_specs(e, args, io))))
+
+    def one(item: tuple[str, str]) -> str:
+        _build(*item)
         if progress:
-            progress(e.name)
+            progress(item[0])
+        return item[0]
+
+    with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
+        return len(list(pool.map(one, work)))
+
+
+def cache_info() -> dict[str, Any]:
+    """Where the cache is, what it holds, and whether compiled kernels serve in this process."""
+    d = cache_dir()
+    libs = list(d.glob("*.so")) if d.exists() else []
+    why = None
+    if os.environ.get("KAUN_KERNELS", "1") == "0":
+        why = "KAUN_KERNELS=0"
+    elif compiler() is None:
+        why = "no C compiler (set KAUN_CC, or install cc, gcc or clang)"
+    return {"dir": str(d), "libraries": len(libs), "bytes": sum(f.stat().st_size for f in libs),
+            "compiler": compiler(), "enabled": why is None, "why_not": why}
+
+
+def clear_cache() -> int:
+    """Delete the cache folder; the number of libraries it held. (A process that loaded them
+    keeps its copies; later ones compile again.)"""
+    d = cache_dir()
+    n = len(list(d.glob("*.so"))) if d.exists() else 0
+    shutil.rmtree(d, ignore_errors=True)
     return n

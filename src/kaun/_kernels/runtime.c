@@ -65,6 +65,26 @@ void kaun_run_flat(kaun_chunk_fn fn, const void *x, const void *g, void *y, int6
     kaun_run(fn, &a, n, nthreads);
 }
 
+/* kaun_run over rows: two operands a and b (each row `len` elements, `astride` apart: the halves
+   of glu's input side by side, or two separate arrays in one row), an optional cotangent g
+   (`gstride` apart), one or two outputs (`ostride` apart). */
+void kaun_run_rows(kaun_chunk_fn fn, const void *a, const void *b, const void *g, void *y,
+                   void *y2, int64_t rows, int64_t len, int64_t astride, int64_t gstride,
+                   int64_t ostride, const double *p, int np, int nthreads) {
+    kaun_args k = {0};
+    k.in[0] = a;
+    k.in[1] = b;
+    k.in[2] = g;
+    k.out[0] = y;
+    k.out[1] = y2;
+    k.len = len > 0 ? len : 1;
+    k.istride[0] = k.istride[1] = astride;
+    k.istride[2] = gstride;
+    k.ostride[0] = k.ostride[1] = ostride;
+    for (int i = 0; i < np && i < KAUN_MAX_P; i++) k.p[i] = p[i];
+    kaun_run(fn, &k, rows * len, nthreads);
+}
+
 #ifdef KAUN_PYTHON
 /* The same entry points as a CPython extension (where Python's headers exist): a call costs
    about a tenth of a ctypes call, which is most of the cost at 2^10 elements. Arguments are
@@ -100,23 +120,33 @@ static PyObject *py_run_flat(PyObject *self, PyObject *const *args, Py_ssize_t n
     Py_RETURN_NONE;
 }
 
-static PyObject *py_run(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+static void *ptr_or_null(PyObject *o) { return o == Py_None ? NULL : PyLong_AsVoidPtr(o); }
+
+static PyObject *py_run_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (!args_ok(nargs, 4)) return NULL;
+    if (!args_ok(nargs, 14)) return NULL;
     kaun_chunk_fn fn = (kaun_chunk_fn)PyLong_AsVoidPtr(args[0]);
-    const kaun_args *a = (const kaun_args *)PyLong_AsVoidPtr(args[1]);
-    long long n = PyLong_AsLongLong(args[2]);
-    long nt = PyLong_AsLong(args[3]);
+    const void *a = ptr_or_null(args[1]), *b = ptr_or_null(args[2]), *g = ptr_or_null(args[3]);
+    void *y = ptr_or_null(args[4]), *y2 = ptr_or_null(args[5]);
+    long long rows = PyLong_AsLongLong(args[6]), len = PyLong_AsLongLong(args[7]);
+    long long as = PyLong_AsLongLong(args[8]), gs = PyLong_AsLongLong(args[9]);
+    long long os = PyLong_AsLongLong(args[10]);
+    const double *p = (const double *)PyLong_AsVoidPtr(args[11]);
+    long np = PyLong_AsLong(args[12]), nt = PyLong_AsLong(args[13]);
     if (PyErr_Occurred()) return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    kaun_run(fn, a, n, (int)nt);
-    Py_END_ALLOW_THREADS
+    if (rows * len >= KAUN_GRAIN) {
+        Py_BEGIN_ALLOW_THREADS
+        kaun_run_rows(fn, a, b, g, y, y2, rows, len, as, gs, os, p, (int)np, (int)nt);
+        Py_END_ALLOW_THREADS
+    } else {
+        kaun_run_rows(fn, a, b, g, y, y2, rows, len, as, gs, os, p, (int)np, (int)nt);
+    }
     Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
     {"kaun_run_flat", (PyCFunction)(void (*)(void))py_run_flat, METH_FASTCALL, "run a kernel over a plain array"},
-    {"kaun_run", (PyCFunction)(void (*)(void))py_run, METH_FASTCALL, "run a kernel over an argument block"},
+    {"kaun_run_rows", (PyCFunction)(void (*)(void))py_run_rows, METH_FASTCALL, "run a kernel over rows of two operands"},
     {NULL, NULL, 0, NULL},
 };
 

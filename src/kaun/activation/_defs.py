@@ -104,8 +104,10 @@ def _sigmoid(o: Any, x: Array) -> Array:
 
 
 def _d_sigmoid(o: Any, x: Array) -> Array:
-    s, sn = _sig(o, x)
-    return s * sn
+    # sigmoid(x) sigmoid(-x) = t / (1 + t)^2 with t = exp(-|x|), the same on both sides
+    t = o.exp(-o.abs(x))
+    r = 1.0 / (1.0 + t)
+    return (t * r) * r
 
 
 _SIGMOID = Entry("sigmoid", "standard", "1 / (1 + exp(-x))", _sigmoid, _d_sigmoid, smooth=True)
@@ -965,7 +967,10 @@ def log_sigmoid(x: ArrayT, /) -> ArrayT:
 
 
 def _glu(o: Any, a: Array, b: Array) -> Array:
-    return a * _sig(o, b)[0]
+    # a = +-inf with b > -inf: a times a positive number, a; not a * 0 where the sigmoid
+    # underflows (b < -88 in float32, -20 in half under XLA's flush to zero)
+    big = o.big(a)
+    return o.where((o.abs(a) > big) & (b >= -big), a, a * _sig(o, b)[0])
 
 
 def _d_glu(o: Any, a: Array, b: Array) -> tuple[Array, Array]:

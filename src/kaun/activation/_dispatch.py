@@ -11,7 +11,7 @@ from typing import Any, TypeVar, cast
 
 import numpy as np
 
-from .._core import Entry, halves
+from .._core import ALL, Entry, halves
 from ._params import axis as check_axis
 from ._params import check_dtype, dtype_name, hyper, real
 
@@ -122,12 +122,25 @@ def apply_prelu(entry: Entry, x: T, alpha: Any) -> T:
     return cast(T, _prelu(entry, x, alpha))
 
 
+# (type(x), type(alpha), dtypes, shapes) that passed prelu's checks -> backend: the checks
+# depend on nothing else
+_PRELU_OK: dict[Any, Any] = {}
+
+
 def _prelu(entry: Entry, x: Any, alpha: Any) -> Any:
+    key: Any = None
+    be: Any = None
+    try:
+        key = (type(x), type(alpha), x.dtype, alpha.dtype, x.shape, alpha.shape)
+        be = _PRELU_OK.get(key)
+    except (AttributeError, TypeError):  # a number alpha, or an unhashable shape
+        key = None
+    if be is not None:
+        return be.prelu(entry, x, alpha)
     be, x = prepare(entry, x)
     if not hasattr(alpha, "shape") or isinstance(alpha, np.generic):
-        from ._defs import PRELU_SCALAR  # (_defs imports this module)
-
         p = (real(entry.qualname, "alpha", alpha),)
+        PRELU_SCALAR = ALL["prelu_scalar"]
         check_float32_range(PRELU_SCALAR, x, p)
         return be.elementwise(PRELU_SCALAR, x, p)
     abe = backend_of(entry.qualname, alpha, "alpha")
@@ -146,6 +159,8 @@ def _prelu(entry: Entry, x: Any, alpha: Any) -> Any:
         raise ValueError(
             f"{entry.qualname}: alpha of shape {as_} does not broadcast to x's shape {xs}"
         )
+    if key is not None and not be.converts and len(_PRELU_OK) < _FAST_MAX:
+        _PRELU_OK[key] = be
     return be.prelu(entry, x, alpha)
 
 
