@@ -63,6 +63,9 @@ class Entry:
     ints: bool = False
     smooth: bool = False
     prep: Callable[[tuple[float, ...], int], tuple[Any, ...]] = _same
+    # hyper-parameters beside the defaults that reach every other form of the formula that prep
+    # can select (see ``forms_params``): what is compiled and lowered ahead of use
+    forms: tuple[tuple[float, ...], ...] = ()
     key: str = ""  # unique among all entries (the name, but for internal ones); see ALL
     fn: Callable[..., Any] | None = field(default=None, repr=False)
     # (array type, raw hyper-parameters) -> a callable that serves x of that type directly, or
@@ -84,6 +87,18 @@ class Entry:
     def __reduce__(self) -> tuple[Any, tuple[str]]:
         # by reference: a Dask worker's unpickled task finds the entry of its own kaun
         return lookup, (self.key,)
+
+    def forms_params(self) -> tuple[tuple[float, ...], ...]:
+        """Hyper-parameters that reach each form of the formula: the defaults, then ``forms``
+        (glu's axis is no formula parameter: none)."""
+        if self.kind == "glu":
+            return ((),)
+        return (tuple(v for _, v in self.params), *self.forms)
+
+    def structure(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Prepared arguments with each run-time scalar (a float) replaced by None: what a
+        formula's graph depends on."""
+        return tuple(None if isinstance(v, float) else v for v in args)
 
     def variant(self, p: tuple[float, ...]) -> tuple[Any, ...]:
         """What a compiled kernel of these hyper-parameters depends on (not their values)."""

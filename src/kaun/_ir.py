@@ -269,3 +269,109 @@ def trace(fn: Callable[..., Any], nin: int, args: Sequence[Any], prec: int) -> G
             raise TypeError("a formula returned a boolean array")
     return g
 
+
+
+# -- the Python lowering: a graph as a function over an ops namespace ---------------------------
+
+
+def _py_const(v: float) -> str:
+    if v != v:
+        return 'float("nan")'
+    if v in (float("inf"), float("-inf")):
+        return 'float("inf")' if v > 0 else 'float("-inf")'
+    return repr(v)  # Python's repr reads back as the same float
+
+
+_VELTKAMP = {32: 4097.0, 64: 134217729.0}  # 2^(p/2) + 1: splits a significand in halves
+
+
+def _dekker(i: int, args: tuple[Arg, ...], ref: Callable[[Arg], str], prec: int) -> list[str]:
+    """Lines that set v{i} = a * b - fl(a * b) by Dekker's product, its constants literals (a
+    run-time scalar operand split by kaun._special.split_const, as the working dtype holds it)."""
+    a, b = args
+    if not (isinstance(b, Sym) and b.kind == "f"):
+        a, b = b, a  # the array first
+    c = _VELTKAMP[prec]
+    out = [f"    p{i} = {ref(a)} * {ref(b)}"]
+    for n, v in (("a", a), ("b", b)):
+        if isinstance(v, Sym) and v.kind == "f":
+            out += [f"    s{n}{i} = {ref(v)} * {c!r}",
+                    f"    {n}h{i} = s{n}{i} - (s{n}{i} - {ref(v)})",
+                    f"    {n}l{i} = {ref(v)} - {n}h{i}"]
+        else:
+            out.append(f"    {n}h{i}, {n}l{i} = _split_const({ref(v)}, {prec})")
+    out.append(f"    v{i} = ((ah{i} * bh{i} - p{i}) + ah{i} * bl{i} + al{i} * bh{i}) + al{i} * bl{i}")
+    return out
+
+
+def python_source(g: Graph, name: str = "f") -> str:
+    """``def name(o, x0, .., p):`` evaluating g with the ops namespace o: the graph's operations in
+    order, every constant a literal of the code (a tracer such as torch.compile's sees constants,
+    where module-level floats under ``dynamic=True`` become symbolic inputs), shared
+    subexpressions computed once; ``clip`` where a max feeds only a min; ``prod_err`` by
+    Dekker's product written out. p holds the run-time scalars, in order."""
+    live = g.live()
+    uses: dict[int, int] = {}
+    for s in live:
+        for a in s.args:
+            if isinstance(a, Sym):
+                uses[a.index] = uses.get(a.index, 0) + 1
+    for o in g.outputs:
+        if isinstance(o, Sym):
+            uses[o.index] = uses.get(o.index, 0) + 1
+    like = "x0"  # an input of the working dtype, for o.mask
+
+    def ref(a: Arg) -> str:
+        return f"v{a.index}" if isinstance(a, Sym) else _py_const(float(a))
+
+    lines = [f"def {name}(o, {', '.join(f'x{i}' for i in range(len(g.inputs)))}, p):"]
+    fused: set[int] = set()  # max nodes folded into the min that follows
+    for s in live:
+        i, op, a = s.index, s.op, s.args
+        if op == "in":
+            e = f"x{a[0]}"
+        elif op == "param":
+            e = f"p[{a[0]}]"
+        elif op in ("add", "sub", "mul", "div"):
+            e = f"{ref(a[0])} {'+-*/'[('add', 'sub', 'mul', 'div').index(op)]} {ref(a[1])}"
+        elif op == "neg":
+            e = f"-{ref(a[0])}"
+        elif op in COMPARE:
+            e = f"{ref(a[0])} {dict(lt='<', le='<=', gt='>', ge='>=')[op]} {ref(a[1])}"
+        elif op in LOGIC:
+            e = f"{ref(a[0])} {'&' if op == 'and' else '|'} {ref(a[1])}"
+        elif op == "mask":
+            e = f"o.mask({ref(a[0])}, {like})"
+        elif op == "where":
+            e = f"o.where({ref(a[0])}, {ref(a[1])}, {ref(a[2])})"
+        elif op == "max":
+            if uses.get(i) == 1 and any(t.op == "min" and t.args[0] is s for t in live):
+                fused.add(i)
+                continue
+            e = f"o.clip({ref(a[0])}, {ref(a[1])}, None)"
+        elif op == "min":
+            x = a[0]
+            if isinstance(x, Sym) and x.index in fused:
+                e = f"o.clip({ref(x.args[0])}, {ref(x.args[1])}, {ref(a[1])})"
+            else:
+                e = f"o.clip({ref(x)}, None, {ref(a[1])})"
+        elif op == "prod_err":
+            lines.extend(_dekker(i, a, ref, g.prec))
+            continue
+        else:
+            e = f"o.{op}({ref(a[0])})"
+        lines.append(f"    v{i} = {e}")
+    outs = [ref(o) for o in g.outputs]
+    lines.append(f"    return {outs[0] if len(outs) == 1 else '(' + ', '.join(outs) + ',)'}")
+    return "\n".join(lines) + "\n"
+
+
+def python_function(g: Graph, split_const: Callable[..., Any]) -> Callable[..., Any]:
+    """The function of ``python_source(g)``; ``split_const(b, prec)`` splits a run-time scalar
+    (kaun._special.split_const)."""
+    src = python_source(g)
+    scope: dict[str, Any] = {"_split_const": split_const}
+    exec(compile(src, "<kaun formula>", "exec"), scope)  # noqa: S102 (our own generated code)
+    fn: Callable[..., Any] = scope["f"]
+    fn.__kaun_source__ = src  # type: ignore[attr-defined]
+    return fn

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -428,9 +429,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(build_text(args.dtypes, args.jobs))
         elif args.command == "cache":
             print(cache_text(args.clear))
+        sys.stdout.flush()  # (a closed pipe shows here, not at exit)
     except (CLIError, TypeError, ValueError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader stopped (`kaun-activation list | head -3`): end quietly, as `ls | head` does;
+        # stdout now goes nowhere so that the interpreter's final flush does not complain
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return 0
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .. import _kernels as K
-from .._core import HALF, Entry, dtype_name
+from .._core import HALF, Entry, dtype_name, halves
 from ._base import Backend
 
 
@@ -40,13 +40,20 @@ class NumpyOps:
 
 
 def _same_kind(x: Any, y: Any) -> Any:
-    """A NumPy scalar for a NumPy scalar, an ndarray for an ndarray (ufuncs turn 0-d arrays into
-    scalars)."""
+    """The kind of result a NumPy ufunc gives for x: a NumPy scalar for a NumPy scalar, the mask
+    kept for a masked array, a subclass wrapped by its own ``__array_wrap__`` (an np.matrix stays
+    one, a memmap gives an ndarray), an ndarray for an ndarray (a 0-d one too: the Array API's
+    rule, where ufuncs return a scalar)."""
     if isinstance(y, tuple):
         return tuple(_same_kind(x, v) for v in y)
     if isinstance(x, np.generic):
         return y[()] if isinstance(y, np.ndarray) else y
-    return y if isinstance(y, np.ndarray) else np.asarray(y)
+    y = y if type(y) is np.ndarray else np.asarray(y)
+    if type(x) is np.ndarray or not isinstance(x, np.ndarray):
+        return y
+    if isinstance(x, np.ma.MaskedArray):
+        return np.ma.MaskedArray(y, mask=np.ma.getmaskarray(x).copy())
+    return x.__array_wrap__(y, None, False)
 
 
 def _plain(x: Any) -> np.ndarray:
@@ -85,8 +92,10 @@ class NumpyBackend(Backend):
     f32 = np.float32
 
     def formula(self, entry: Entry, which: str, xs: tuple[Any, ...], p: tuple[float, ...]) -> Any:
+        # on plain arrays (an np.matrix multiplies as matrices), the kind restored after
+        plain = tuple(np.asarray(v) if isinstance(v, np.ndarray) else v for v in xs)
         with np.errstate(all="ignore"):
-            return _same_kind(xs[0], super().formula(entry, which, xs, p))
+            return _same_kind(xs[0], super().formula(entry, which, plain, p))
 
     def _kernel(self, entry: Entry, x: Any, p: tuple[float, ...]) -> K.Compiled | None:
         name = dtype_name(x.dtype)
@@ -118,9 +127,13 @@ class NumpyBackend(Backend):
 
     def glu(self, entry: Entry, x: Any, ax: int) -> Any:
         c = self._kernel(entry, x, ())
-        if c is None:
-            return super().glu(entry, x, ax)
-        return glu_run(c, np.asarray(x), ax)
+        y = super().glu(entry, np.asarray(x), ax) if c is None else glu_run(c, np.asarray(x), ax)
+        if isinstance(x, np.ma.MaskedArray):  # masked where either half is
+            ma, mb = halves(np.ma.getmaskarray(x), ax)
+            return np.ma.MaskedArray(y, mask=ma | mb)
+        if isinstance(x, np.generic) or type(x) is np.ndarray:
+            return y
+        return x.__array_wrap__(y, None, False)
 
     def glu_deriv(self, entry: Entry, x: Any, ax: int) -> tuple[Any, Any]:
         with np.errstate(all="ignore"):
@@ -183,4 +196,4 @@ class PythonBackend(NumpyBackend):
                 f"{entry.qualname}: x must be an array or a real number (or a nested list of "
                 f"them), got {type(x).__name__} that NumPy reads as {a.dtype}"
             )
-        return a
+        return a[()] if a.ndim == 0 else a  # a number gives a NumPy scalar, as NumPy's ufuncs

@@ -24,7 +24,9 @@ import torch.nn.functional as F
 from torch._functorch.utils import unwrap_dead_wrappers as _unwrap_dead
 from torch.autograd import forward_ad as _fwd_ad
 
+from .. import _ir
 from .. import _kernels as K
+from .. import _special as sp
 from .._core import ALL, Entry, halves
 from ._base import Backend
 
@@ -33,11 +35,24 @@ _IO = {torch.float16: "float16", torch.bfloat16: "bfloat16", torch.float32: "flo
        torch.float64: "float64"}
 
 
+def _expm1(x: Any) -> Any:
+    """torch.expm1; under torch.compile by Kahan's method, exp(x) - 1 scaled by x / log(exp(x)):
+    Inductor's CPU expm1 computes exp(x) - 1 itself (torch 2.13: 19% off at x = 1e-7), its exp
+    and log are accurate. A few ulp; x where exp(x) rounds to 1, -1 and inf at the ends."""
+    if not torch.compiler.is_compiling():
+        return torch.expm1(x)
+    u = torch.exp(x)
+    um1 = u - 1.0
+    big = torch.isinf(u)
+    y = um1 * (x / torch.log(torch.where(big | (u == 1.0), 2.0, u)))
+    return torch.where(u == 1.0, x, torch.where(um1 == -1.0, -1.0, torch.where(big, u, y)))
+
+
 class TorchOps:
     """The formula vocabulary on tensors (out of place, differentiable, traceable)."""
 
     exp = staticmethod(torch.exp)
-    expm1 = staticmethod(torch.expm1)
+    expm1 = staticmethod(_expm1)
     log1p = staticmethod(torch.log1p)
     tanh = staticmethod(torch.tanh)
     sqrt = staticmethod(torch.sqrt)
@@ -65,11 +80,13 @@ O = TorchOps()  # noqa: E741
 
 
 def _eager() -> bool:
-    """No tracer, no torch.func transform, no forward-mode AD: a kernel may run."""
+    """No tracer (torch.compile, torch.jit.trace: neither sees a kernel's call), no torch.func
+    transform, no forward-mode AD: a kernel may run."""
     return not (
         torch.compiler.is_compiling()
         or torch._C._are_functorch_transforms_active()
         or _fwd_ad._current_level >= 0
+        or torch._C._is_tracing()
     )
 
 
@@ -99,11 +116,36 @@ def _run(fn: int, c: K.Compiled, x: Any, g: Any = None) -> Any:
     return y
 
 
-def _work(f: Any, xs: tuple[Any, ...], args: tuple[Any, ...]) -> Any:
-    """f(O, *xs, *args) in the working dtype (float32 for half), not rounded."""
+def _lower(e: Entry, which: str, prec: int, structure: tuple[Any, ...]) -> Any:
+    """e's formula ("value" or "deriv") as kaun._ir's Python lowering, for prepared arguments of
+    this structure (None where a run-time scalar goes)."""
+    args = tuple(0.0 if v is None else v for v in structure)
+    g = _ir.trace(e.value if which == "value" else e.deriv, e.nin, args, prec)
+    return _LOWERED.setdefault((e.key, which, prec, structure), _ir.python_function(g, sp.split_const))
+
+
+# Every entry's every form, lowered at import (about 40 ms): torch.compile then finds them in a
+# dict, never builds one inside a trace (which it could not: exec).
+_LOWERED: dict[Any, Any] = {}
+for _e in ALL.values():
+    for _p in _e.forms_params():
+        for _prec in (32, 64):
+            for _which in ("value", "deriv"):
+                _lower(_e, _which, _prec, _e.structure(_e.prep(_p, _prec)))
+
+
+def _work(entry: Entry, which: str, xs: tuple[Any, ...], args: tuple[Any, ...]) -> Any:
+    """entry's formula of xs in the working dtype (float32 for half), not rounded: the Python
+    lowering of its graph (kaun._ir), whose constants are literals, so that torch.compile
+    (dynamic=True too) sees constants, and shared subexpressions run once."""
     if xs[0].dtype in _HALF:
         xs = tuple(v.float() for v in xs)
-    return f(O, *xs, *args)
+    prec = 64 if xs[0].dtype == torch.float64 else 32
+    structure = entry.structure(args)
+    fn = _LOWERED.get((entry.key, which, prec, structure))
+    if fn is None:  # a form no entry's `forms` reaches (tests/test_kernels.py checks there is none)
+        fn = _lower(entry, which, prec, structure)
+    return fn(O, *xs, tuple(v for v in args if isinstance(v, float)))
 
 
 def _args(entry: Entry, x: Any, p: tuple[float, ...]) -> tuple[Any, ...]:
@@ -131,7 +173,7 @@ def _value(entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
     c = _kernel(entry, x, p)
     if c is not None:
         return _run(c.value, c, x)
-    return _round(_work(entry.value, (x,), _args(entry, x, p)), x.dtype)
+    return _round(_work(entry, "value", (x,), _args(entry, x, p)), x.dtype)
 
 
 def _grad(entry: Entry, g: Any, x: Any, p: tuple[float, ...]) -> Any:
@@ -140,7 +182,7 @@ def _grad(entry: Entry, g: Any, x: Any, p: tuple[float, ...]) -> Any:
         c = _kernel(entry, x, p)
         if c is not None:
             return _run(c.vjp, c, x, g)
-    return _scaled(g, _work(entry.deriv, (x,), _args(entry, x, p)))
+    return _scaled(g, _work(entry, "deriv", (x,), _args(entry, x, p)))
 
 
 def _function(entry: Entry) -> tuple[Any, Any]:
@@ -154,12 +196,13 @@ def _function(entry: Entry) -> tuple[Any, Any]:
         generate_vmap_rule = True
 
         @staticmethod
-        def forward(x: Any, p: tuple[float, ...]) -> Any:
-            return _value(ALL[name], x, p)
+        def forward(x: Any, h: tuple[str, ...]) -> Any:
+            return _value(ALL[name], x, _floats(h))
 
         @staticmethod
         def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
-            x, ctx.p = inputs
+            x, h = inputs
+            ctx.p = _floats(h)
             ctx.save_for_backward(x)
 
         @staticmethod
@@ -178,11 +221,35 @@ def _function(entry: Entry) -> tuple[Any, Any]:
         def jvp(ctx: Any, tx: Any, _: Any) -> Any:
             (x,) = ctx.saved_tensors
             e = ALL[name]
-            return _scaled(tx, _work(e.deriv, (x,), _args(e, x, ctx.p)))
+            return _scaled(tx, _work(e, "deriv", (x,), _args(e, x, ctx.p)))
 
     Fn.__name__ = Fn.__qualname__ = f"kaun_{name}"
     FnC.__name__ = FnC.__qualname__ = f"kaun_{name}_compiled"
     return Fn, FnC
+
+
+def _function_path(*ts: Any) -> bool:
+    """Whether a call takes the autograd.Function (a gradient to give, or torch.compile,
+    torch.func, forward-mode AD) rather than a plain value (a kernel). Under torch.jit.trace
+    neither: the tracer records the formula's torch operations, the same graph with or without
+    grad (its sanity check traces twice), which torch.jit.save can save; their gradient is
+    autograd's of those operations."""
+    if torch.compiler.is_compiling():  # (first: dynamo folds it; _is_tracing would break a graph)
+        return True
+    if torch._C._is_tracing():
+        return False
+    return _needs_grad(*ts) or not _eager()
+
+
+def _hex(p: tuple[float, ...]) -> tuple[str, ...]:
+    """Hyper-parameters as they travel into an elementwise Function: exact hex strings, which
+    torch.compile keeps constants (floats there become symbolic 0-d tensors under
+    dynamic=True, and torch warns about their .grad)."""
+    return tuple(v.hex() for v in p)
+
+
+def _floats(h: tuple[str, ...]) -> tuple[float, ...]:
+    return tuple(float.fromhex(v) for v in h)
 
 
 def _apply(fns: tuple[Any, Any], *args: Any) -> Any:
@@ -243,7 +310,7 @@ def _glu_run(fn: int, c: K.Compiled, x: Any, ax: int, g: Any = None) -> Any:
 def _glu_value(entry: Entry, x: Any, ax: int) -> Any:
     c = _kernel(entry, x, ())
     if c is None:
-        return _round(_work(entry.value, halves(x, ax), ()), x.dtype)
+        return _round(_work(entry, "value", halves(x, ax), ()), x.dtype)
     return _glu_run(c.value, c, x, ax)
 
 
@@ -252,7 +319,7 @@ def _glu_grad(entry: Entry, g: Any, x: Any, ax: int) -> Any:
         c = _kernel(entry, x, ())
         if c is not None:
             return _glu_run(c.vjp, c, x, ax, g)
-    da, db = _work(entry.deriv, halves(x, ax), ())
+    da, db = _work(entry, "deriv", halves(x, ax), ())
     return torch.cat([_scaled(g, da), _scaled(g, db)], dim=ax)
 
 
@@ -283,7 +350,7 @@ def _glu_function() -> tuple[Any, Any]:
         @staticmethod
         def jvp(ctx: Any, tx: Any, _: Any) -> Any:
             (x,) = ctx.saved_tensors
-            da, db = _work(ALL["glu"].deriv, halves(x, ctx.ax), ())
+            da, db = _work(ALL["glu"], "deriv", halves(x, ctx.ax), ())
             ta, tb = halves(tx, ctx.ax)
             return _scaled(ta, da) + _scaled(tb, db)
 
@@ -304,7 +371,7 @@ def _sum_to(g: Any, shape: tuple[int, ...]) -> Any:
 
 def _prelu_function() -> tuple[Any, Any]:
     def deriv(x: Any, alpha: Any) -> tuple[Any, Any]:
-        return _work(ALL["prelu"].deriv, (x, alpha), ())  # type: ignore[no-any-return]
+        return _work(ALL["prelu"], "deriv", (x, alpha), ())  # type: ignore[no-any-return]
 
     class FnC(torch.autograd.Function):
         generate_vmap_rule = True
@@ -315,7 +382,7 @@ def _prelu_function() -> tuple[Any, Any]:
                 # torch's kernel: x > 0 ? x : alpha x, broadcast, one pass (the formula's value
                 # bitwise; half: the product of two halves is exact in float32)
                 return torch._prelu_kernel(x, alpha)
-            return _round(_work(ALL["prelu"].value, (x, alpha), ()), x.dtype)
+            return _round(_work(ALL["prelu"], "value", (x, alpha), ()), x.dtype)
 
         @staticmethod
         def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
@@ -376,9 +443,9 @@ class TorchBackend(Backend):
             y = nat(x, *p)
             if y is not None:
                 return y
-        if not _needs_grad(x) and _eager():
-            return _value(entry, x, p)
-        return _apply(_FNS[entry.key], x, p)
+        if _function_path(x):
+            return _apply(_FNS[entry.key], x, _hex(p))
+        return _value(entry, x, p)
 
     def fast(self, entry: Entry, p: tuple[float, ...]) -> Any:
         nat = _native(entry)
@@ -387,20 +454,27 @@ class TorchBackend(Backend):
             if not p:
                 return lambda x: nat(x) if x.dtype in _FLOATS else None
             return lambda x: nat(x, *p) if x.dtype in _FLOATS else None
-        kernels = {dt: K.compiled(entry, p, io) for dt, io in _IO.items()}
-        fns = _FNS[entry.key]
+        if torch.compiler.is_compiling():  # (built by an eager call, never inside a trace)
+            return None
+        kernels: dict[Any, K.Compiled | None] = {}  # by dtype, filled on first use
+        fns, h = _FNS[entry.key], _hex(p)
         run = K.runtime().kaun_run_flat
         threads, grad, compiling = torch.get_num_threads, torch.is_grad_enabled, torch.compiler.is_compiling
         functorch, nt, empty_like = torch._C._are_functorch_transforms_active, K.torch_threads, torch.empty_like
+        tracing = torch._C._is_tracing
         T, strided, fwd, grain = torch.Tensor, torch.strided, _fwd_ad, K.GRAIN
 
         def f(x: Any) -> Any:
             # the kernel for a plain, dense CPU tensor, called eagerly without autograd; the
             # general path (_value, or the Function) for anything else
+            if compiling():  # what dynamo traces: the Function, never the kernel table
+                return _apply(fns, x, h) if x.dtype in _FLOATS else None
             c = kernels.get(x.dtype)
+            if c is None and x.dtype in _IO and x.dtype not in kernels:
+                c = kernels[x.dtype] = K.compiled(entry, p, _IO[x.dtype])
             if (c is not None and type(x) is T and x.is_cpu and not (x.requires_grad and grad())
-                    and x.layout is strided and not compiling() and not functorch()
-                    and fwd._current_level < 0 and x.is_contiguous()):
+                    and x.layout is strided and not functorch()
+                    and fwd._current_level < 0 and not tracing() and x.is_contiguous()):
                 y = empty_like(x)
                 n = x.numel()
                 run(c.value, x.data_ptr(), None, y.data_ptr(), n, c.p, c.np,
@@ -408,8 +482,8 @@ class TorchBackend(Backend):
                 return y
             if x.dtype not in _FLOATS:
                 return None
-            if x.requires_grad and grad() or not _eager():
-                return _apply(fns, x, p)
+            if _function_path(x):
+                return _apply(fns, x, h)
             return _value(entry, x, p)
 
         return f
@@ -419,22 +493,24 @@ class TorchBackend(Backend):
             c = _kernel(entry, x, p)
             if c is not None:
                 return _run(c.deriv, c, x)
-        return _round(_work(entry.deriv, (x,), _args(entry, x, p)), x.dtype)
+        return _round(_work(entry, "deriv", (x,), _args(entry, x, p)), x.dtype)
 
     def prelu(self, entry: Entry, x: Any, alpha: Any) -> Any:
-        if not _needs_grad(x, alpha) and _eager() and _cpu(x) and _cpu(alpha):
+        if _function_path(x, alpha):
+            return _apply(_PRELU, x, alpha)
+        if _eager() and _cpu(x) and _cpu(alpha):
             return torch._prelu_kernel(x, alpha)
-        return _apply(_PRELU, x, alpha)
+        return _round(_work(entry, "value", (x, alpha), ()), x.dtype)
 
     def prelu_deriv(self, entry: Entry, x: Any, alpha: Any) -> tuple[Any, Any]:
-        dx, da = _work(entry.deriv, (x, alpha), ())
+        dx, da = _work(entry, "deriv", (x, alpha), ())
         return _round(dx, x.dtype), _round(da, x.dtype)
 
     def glu(self, entry: Entry, x: Any, ax: int) -> Any:
-        if not _needs_grad(x) and _eager():
-            return _glu_value(entry, x, ax)
-        return _apply(_GLU, x, ax)
+        if _function_path(x):
+            return _apply(_GLU, x, ax)
+        return _glu_value(entry, x, ax)
 
     def glu_deriv(self, entry: Entry, x: Any, ax: int) -> tuple[Any, Any]:
-        da, db = _work(entry.deriv, halves(x, ax), ())
+        da, db = _work(entry, "deriv", halves(x, ax), ())
         return _round(da, x.dtype), _round(db, x.dtype)

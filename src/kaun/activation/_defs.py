@@ -198,7 +198,7 @@ def _d_leaky_relu(o: Any, x: Array, zero: bool, negative_slope: float) -> Array:
 
 _LEAKY_RELU = Entry(
     "leaky_relu", "standard", "x if x >= 0 else negative_slope * x", _leaky_relu, _d_leaky_relu,
-    params=(("negative_slope", 0.01),), prep=_prep_slope,
+    params=(("negative_slope", 0.01),), prep=_prep_slope, forms=((0.0,),),
 )
 
 
@@ -285,6 +285,7 @@ def _d_hard_sigmoid(o: Any, x: Array, form: str, alpha: float, b: float, lo: flo
 _HARD_SIGMOID = Entry(
     "hard_sigmoid", "standard", "min(1, max(0, alpha * x + beta))", _hard_sigmoid, _d_hard_sigmoid,
     params=(("alpha", 1.0 / 6.0), ("beta", 0.5)), prep=_prep_hard_sigmoid,
+    forms=((0.0, 0.5), (1e-300, 0.5)),
 )
 
 
@@ -483,7 +484,7 @@ def _d_celu(o: Any, x: Array, *a: Any) -> Array:
 
 _CELU = Entry(
     "celu", "exponential", "max(0, x) + min(0, alpha * (exp(x / alpha) - 1))", _celu, _d_celu,
-    params=(("alpha", 1.0),), check=_check_celu, prep=_prep_celu,
+    params=(("alpha", 1.0),), check=_check_celu, prep=_prep_celu, forms=((0.3,),),
 )
 
 
@@ -914,6 +915,7 @@ def _d_squareplus(o: Any, x: Array, zero: bool, b: float, sb: float, qb: float) 
 _SQUAREPLUS = Entry(
     "squareplus", "smooth", "0.5 * (x + sqrt(x^2 + b))", _squareplus, _d_squareplus,
     params=(("b", 4.0),), check=_check_squareplus, smooth=True, prep=_prep_squareplus,
+    forms=((0.0,),),
 )
 
 
@@ -1067,6 +1069,6 @@ def sparse_sigmoid(x: ArrayT, /) -> ArrayT:
 # prelu with a Python-number alpha: the same math as leaky_relu, under prelu's name.
 PRELU_SCALAR = Entry(
     "prelu", "standard", _PRELU.formula, _leaky_relu, _d_leaky_relu, params=(("alpha", 0.0),),
-    prep=_prep_slope, key="prelu_scalar", fn=prelu,
+    prep=_prep_slope, forms=((0.25,),), key="prelu_scalar", fn=prelu,
 )
 ALL[PRELU_SCALAR.key] = PRELU_SCALAR

@@ -25,7 +25,7 @@ def _find(t: type, x: Any) -> Any:
     from .. import _backends as B
 
     root = t.__module__.partition(".")[0]
-    if root == "numpy":
+    if root == "numpy" or isinstance(x, (np.ndarray, np.generic)):  # subclasses from anywhere
         return B.numpy_backend()
     if "torch" in sys.modules and isinstance(x, sys.modules["torch"].Tensor):
         return B.torch_backend()
