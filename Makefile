@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint accuracy speed docs clean
+.PHONY: demo test lint accuracy speed compilers docs clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml Makefile
 	# torch is pinned to the CPU build that the machine carries; a plain `torch` pulls CUDA.
 	$(PY) -m pip install -q "torch==2.13.0" jax optax
 	$(PY) -m pip install -q -e ".[test,plot]" mypy ruff
+	# kaun's compiled kernels into their cache, ahead of first use (without a C compiler the
+	# formulas serve every array, and this line says so)
+	$(PY) -m kaun.cli build || echo "kaun: no compiled kernels; the formulas serve"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -22,7 +25,7 @@ test: $(STAMP)
 	$(MAKE) lint
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks examples docs/build.py
+	$(VENV)/bin/ruff check src tests benchmarks examples tools docs/build.py
 	$(VENV)/bin/mypy
 
 docs: $(STAMP)
@@ -33,6 +36,10 @@ accuracy: $(STAMP)
 
 speed: $(STAMP)
 	$(PY) benchmarks/speed.py
+
+compilers: $(STAMP)
+	$(PY) -m pip install -q numba
+	$(PY) benchmarks/compilers.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -12,11 +12,13 @@ a ratio to torch's own eager op on the same tensor:
   numba is installed (``.venv/bin/pip install numba``);
 * a call's fixed cost at 2^10 for each.
 
-Usage: ``.venv/bin/python benchmarks/compilers.py`` (about 2 minutes; prints a Markdown table).
+Usage: ``.venv/bin/python benchmarks/compilers.py`` (about 2 minutes): prints a Markdown table and
+writes it into docs/design.md between its ``compilers`` markers (``--out ''`` to leave it).
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import statistics
 import time
@@ -60,7 +62,14 @@ def _numba() -> dict[str, Any] | None:
     return {"sigmoid": sigmoid, "gelu": gelu}
 
 
+BEGIN = "<!-- compilers: written by benchmarks/compilers.py -->"
+END = "<!-- compilers: end -->"
+
+
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default="docs/design.md", help="page with the compilers markers")
+    args = ap.parse_args()
     torch.set_num_threads(2)
     nb = _numba()
     rows = []
@@ -95,16 +104,28 @@ def main() -> None:
                     got[k].append(_median(f, reps))
             m = {k: statistics.median(v) for k, v in got.items() if v}
             rows.append((name, lg, m, compile_s, numba_s if nbf is not None else float("nan")))
-    print("| function | size | torch op (us) | kaun C / torch | Inductor / torch | numba / torch |")
-    print("|---|---|---|---|---|---|")
+    out = ["| function | size | torch op (us) | kaun C / torch | Inductor / torch | numba / torch |",
+           "|---|---|---|---|---|---|"]
     for name, lg, m, _, _ in rows:
         nbr = f"{m['numba'] / m['torch']:.2f}" if "numba" in m else "not installed"
-        print(f"| {name} | 2^{lg} | {m['torch'] * 1e6:.1f} | {m['kaun'] / m['torch']:.2f} | "
-              f"{m['inductor'] / m['torch']:.2f} | {nbr} |")
-    print()
+        out.append(f"| {name} | 2^{lg} | {m['torch'] * 1e6:.1f} | {m['kaun'] / m['torch']:.2f} | "
+                   f"{m['inductor'] / m['torch']:.2f} | {nbr} |")
+    out.append("")
     for name, _, _, cs, ns in rows[::3]:
-        print(f"- first call of {name}: Inductor compile {cs:.1f} s, numba compile "
-              f"{'-' if math.isnan(ns) else f'{ns:.1f} s'}")
+        out.append(f"- first call of {name}: Inductor compiles {cs:.1f} s, numba "
+                   f"{'-' if math.isnan(ns) else f'{ns:.1f} s'}")
+    out.append(f"- measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by "
+               "`.venv/bin/python benchmarks/compilers.py` (numba: `.venv/bin/pip install numba`)")
+    text = "\n".join(out)
+    print(text)
+    if args.out:
+        with open(args.out) as fh:
+            page = fh.read()
+        if BEGIN in page and END in page:
+            head, rest = page.split(BEGIN, 1)
+            _, tail = rest.split(END, 1)
+            with open(args.out, "w") as fh:
+                fh.write(f"{head}{BEGIN}\n{text}\n{END}{tail}")
 
 
 if __name__ == "__main__":

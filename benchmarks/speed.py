@@ -1,25 +1,25 @@
 """Speed of kaun.activation beside its peers, in one run, and the memory torch saves for backward.
 
-For every function in float32, at 2^10 elements (call overhead) and 2^24 elements (memory
-bandwidth), forward and forward+backward:
+Every function in float32, at four sizes, each a group of contestants timed interleaved (one call
+of each in turn, medians over rounds; ratios only within a group):
 
-* kaun on NumPy, beside a naive NumPy formula (the textbook one, no care for tails);
-* kaun on torch eager, beside torch.nn.functional (a composite of torch ops where torch has no
-  such function: squareplus, sparse_plus, sparse_sigmoid; softsign is one in torch itself);
-* kaun on JAX under jax.jit, beside jax.nn under jax.jit (forward+backward: one jitted vjp);
-* kaun and torch's op under torch.compile(fullgraph=True), for a subset (``--compile``);
-* a copy of the same array: np.copyto into a preallocated out (one read, one write: the floor),
-  and allocating copies in torch (clone) and JAX (jitted copy), the floor for a fresh output.
+* 2^10 elements (the cost of a call): kaun on torch eager, no-grad forward, beside torch's op;
+* 2^16 (cache-resident: the arithmetic) and 2^22 (the arithmetic and memory bandwidth): torch
+  eager forward and forward+backward beside torch.nn.functional (a composite of torch ops where
+  torch has no such function: squareplus, sparse_plus, sparse_sigmoid, hard_sigmoid with another
+  alpha; and, for those, torch's silu, the price of one pass); at 2^22 also NumPy beside the naive
+  textbook formula, JAX under jax.jit beside jax.nn (forward+backward: one jitted vjp), and
+  np.copyto into a preallocated array (one read and one write: the floor);
+* 2^24 (a fresh 64 MiB output is mapped and page-faulted on every call, for every library: a
+  row of the cost of memory, not arithmetic): torch forward, and torch's clone.
 
-Each configuration runs its contestants interleaved (one call of each in turn, ``--repeats``
-times) and takes medians, so that load on the machine hits them alike. Small arrays are timed
-over a loop of calls calibrated to about 2 ms. Ratios are taken within the same interleaved
-group only. The run writes ``docs/speed.md`` (``--out``) and prints the same tables.
+The run writes ``docs/speed.md`` (``--out``) with the issue's targets and each miss, prints the
+same, and rewrites the README's speed table between its markers.
 
 Usage:
-    .venv/bin/python benchmarks/speed.py            # full run (~10 minutes on 2 cores)
-    .venv/bin/python benchmarks/speed.py --quick    # 12 functions, 2^22, fewer repeats (~2 min)
-    .venv/bin/python benchmarks/speed.py --functions gelu,silu --compile all
+    .venv/bin/python benchmarks/speed.py            # full run (about 8 minutes on 2 cores)
+    .venv/bin/python benchmarks/speed.py --quick    # 12 functions, fewer rounds (~3 minutes)
+    .venv/bin/python benchmarks/speed.py --functions gelu,silu
 """
 
 from __future__ import annotations
@@ -45,12 +45,10 @@ VARIANTS = {"hard_sigmoid(alpha=0.2)": ("hard_sigmoid", {"alpha": 0.2})}
 ALL = [n for n in A.names() if n not in ("swish", "hard_swish")] + list(VARIANTS)
 QUICK = ["relu", "sigmoid", "tanh", "elu", "gelu", "gelu_approx", "silu", "mish", "softplus",
          "softsign", "squareplus", "sparse_plus"]
-COMPILE_SUBSET = ["sigmoid", "mish", "squareplus"]
 # torch.nn.functional lacks these: the peer is a composite of torch operations.
 TORCH_COMPOSITE = {"squareplus", "sparse_plus", "sparse_sigmoid", "softsign", *VARIANTS}
 SELU_A, SELU_L = 1.6732632423543772848, 1.0507009873554804934
 ALPHA = 0.25  # prelu's alpha (an array of shape (1,))
-FAILED: dict[str, str] = {}  # torch.compile failures: "function, contestant" -> error
 CURRENT = [""]  # the function being measured
 BUDGET = 5.0  # seconds of timed rounds per function at the large size (at least 3 rounds)
 
@@ -145,17 +143,9 @@ class Group:
     def run(self) -> dict[str, float]:
         first: dict[str, float] = {}
         for label, fn in list(self.fns.items()):
-            try:
-                t = time.perf_counter()
-                fn()  # warm up: jit compilation, caches
-                first[label] = time.perf_counter() - t
-            except Exception as e:  # torch.compile of a function it cannot trace
-                if not label.startswith("compile"):
-                    raise
-                msg = f"{type(e).__name__}: {str(e).strip().splitlines()[0]}"
-                FAILED.setdefault(f"{CURRENT[0]}, {label}", msg)
-                del self.fns[label]
-                continue
+            t = time.perf_counter()
+            fn()  # warm up: jit compilation, caches
+            first[label] = time.perf_counter() - t
             n = 1
             if self.small:
                 t = time.perf_counter()
@@ -168,14 +158,13 @@ class Group:
         # the whole run must fit in about 10 minutes on 2 cores.
         rounds = self.repeats
         if not self.small:
-            per_round = sum(v for k, v in first.items() if not k.startswith(("jax", "compile")))
+            per_round = sum(v for k, v in first.items() if not k.startswith("jax"))
             rounds = max(3, min(self.repeats, int(self.budget / max(per_round, 1e-9))))
         self.rounds = rounds
         for r in range(rounds):
             for label, fn in self.fns.items():
                 n = self.loops[label]
-                if r == 0 and not self.small and first[label] > 0.5 and not label.startswith(
-                        ("jax", "compile")):
+                if r == 0 and not self.small and first[label] > 0.5 and not label.startswith("jax"):
                     self.samples[label].append(first[label])  # a slow eager call: no warm-up
                     continue
                 time.sleep(1e-3)  # lets torch's OpenMP threads stop spinning before the next one
@@ -204,43 +193,37 @@ def fn_kw(name: str) -> Callable[..., Any]:
 # -- one function ----------------------------------------------------------------------------
 
 
-def measure(name: str, n: int, repeats: int, compile_: bool) -> dict[str, float]:
+SIZES = (10, 16, 22, 24)
+
+
+def measure(name: str, lg: int, repeats: int) -> dict[str, float]:
+    """Median seconds per call of each contestant at 2^lg elements (see the module's docstring)."""
     import jax
     import jax.numpy as jnp
     import torch
 
-    small = n <= 1 << 16
+    n = 1 << lg
+    small = lg <= 16
     CURRENT[0] = name
     rng = np.random.default_rng(0)
     xn = (rng.standard_normal(n) * 3).astype(np.float32)
-    out = np.empty_like(xn)
     gn = rng.standard_normal(n // 2 if name == "glu" else n).astype(np.float32)
     xt, gt = torch.from_numpy(xn.copy()), torch.from_numpy(gn)
-    xj, gj = jnp.asarray(xn), jnp.asarray(gn)
     kf = fn_kw(name)
-    nf, tf, jf = naive_numpy(name), torch_peer(name), jax_peer(name)
+    tf = torch_peer(name)
     if name == "prelu":
-        an, at, aj = (np.full(1, ALPHA, np.float32), torch.full((1,), ALPHA),
-                      jnp.full((1,), ALPHA, jnp.float32))
-        k_np, k_t, k_j = (lambda x: kf(x, an)), (lambda x: kf(x, at)), (lambda x: kf(x, aj))
-        n_np, p_t, p_j = (lambda x: nf(x, an)), (lambda x: tf(x, at)), (lambda x: jf(x, aj))
+        at = torch.full((1,), ALPHA)
+        k_t, p_t = (lambda x: kf(x, at)), (lambda x: tf(x, at))
     else:
-        k_np = k_t = k_j = kf
-        n_np, p_t, p_j = nf, tf, jf
+        k_t, p_t = kf, tf
 
     g = Group(repeats, small, BUDGET)
-    g.add("np.copyto", lambda: np.copyto(out, xn))
-    g.add("np kaun", lambda: k_np(xn))
-    g.add("np naive", lambda: n_np(xn))
-    g.add("torch clone", lambda: xt.clone())
-    g.add("torch kaun", lambda: k_t(xt))
-    g.add("torch peer", lambda: p_t(xt))
-    jcopy = jax.jit(lambda x: jnp.copy(x))
-    g.add("jax copy", block_jax(lambda: jcopy(xj)))
-    jk, jp = jax.jit(k_j), jax.jit(p_j)
-    g.add("jax kaun", block_jax(lambda: jk(xj)))
-    g.add("jax peer", block_jax(lambda: jp(xj)))
-
+    with torch.no_grad():
+        x_ng = xt.clone()
+        g.add("torch kaun", lambda: k_t(x_ng))
+        g.add("torch peer", lambda: p_t(x_ng))
+        if name in TORCH_COMPOSITE:
+            g.add("torch silu", lambda: torch.nn.functional.silu(x_ng))
     xr = xt.clone().requires_grad_()
 
     def fwd_bwd(f: Callable[..., Any]) -> Callable[[], Any]:
@@ -251,20 +234,34 @@ def measure(name: str, n: int, repeats: int, compile_: bool) -> dict[str, float]
 
         return go
 
-    g.add("torch kaun fb", fwd_bwd(k_t))
-    g.add("torch peer fb", fwd_bwd(p_t))
-    jkb = jax.jit(lambda x, g: jax.vjp(k_j, x)[1](g)[0])
-    jpb = jax.jit(lambda x, g: jax.vjp(p_j, x)[1](g)[0])
-    g.add("jax kaun fb", block_jax(lambda: jkb(xj, gj)))
-    g.add("jax peer fb", block_jax(lambda: jpb(xj, gj)))
-    if compile_:
-        k_t(xt)  # fill kaun's dispatch cache before tracing
-        ck = torch.compile(lambda x: k_t(x), fullgraph=True, dynamic=False)
-        cp = torch.compile(lambda x: p_t(x), fullgraph=True, dynamic=False)
-        g.add("compile kaun", lambda: ck(xt))
-        g.add("compile peer", lambda: cp(xt))
-        g.add("compile kaun fb", fwd_bwd(ck))
-        g.add("compile peer fb", fwd_bwd(cp))
+    if lg in (16, 22):
+        g.add("torch kaun fb", fwd_bwd(k_t))
+        g.add("torch peer fb", fwd_bwd(p_t))
+        if name in TORCH_COMPOSITE:
+            g.add("torch silu fb", fwd_bwd(torch.nn.functional.silu))
+    if lg == 22:
+        out = np.empty_like(xn)
+        an = np.full(1, ALPHA, np.float32)
+        nf = naive_numpy(name)
+        g.add("np.copyto", lambda: np.copyto(out, xn))
+        g.add("np kaun", (lambda: kf(xn, an)) if name == "prelu" else (lambda: kf(xn)))
+        g.add("np naive", (lambda: nf(xn, an)) if name == "prelu" else (lambda: nf(xn)))
+        xj, gj = jnp.asarray(xn), jnp.asarray(gn)
+        jf = jax_peer(name)
+        if name == "prelu":
+            aj = jnp.full((1,), ALPHA, jnp.float32)
+            k_j, p_j = (lambda x: kf(x, aj)), (lambda x: jf(x, aj))
+        else:
+            k_j, p_j = kf, jf
+        jk, jp = jax.jit(k_j), jax.jit(p_j)
+        g.add("jax kaun", block_jax(lambda: jk(xj)))
+        g.add("jax peer", block_jax(lambda: jp(xj)))
+        jkb = jax.jit(lambda x, g: jax.vjp(k_j, x)[1](g)[0])
+        jpb = jax.jit(lambda x, g: jax.vjp(p_j, x)[1](g)[0])
+        g.add("jax kaun fb", block_jax(lambda: jkb(xj, gj)))
+        g.add("jax peer fb", block_jax(lambda: jpb(xj, gj)))
+    if lg == 24:
+        g.add("torch clone", lambda: x_ng.clone())
     return g.run()
 
 
@@ -341,63 +338,99 @@ COLS_C = [
 ]
 
 
-def ratio_table(res: dict[str, dict[str, float]], cols: list[tuple[str, str, str]],
-                names: list[str]) -> tuple[str, dict[str, float]]:
-    rows, gm = [], {}
-    for name in names:
-        r = res[name]
-        rows.append([name + (" (c)" if name in TORCH_COMPOSITE else "")] + [
-            fmt(r[a] / r[b]) if a in r and b in r else "-" for _, a, b in cols])
-    for h, a, b in cols:
-        gm[h] = gmean([res[nm][a] / res[nm][b] for nm in names if a in res[nm] and b in res[nm]])
-    rows.append(["**geomean**"] + [f"**{fmt(gm[h])}**" for h, _, _ in cols])
-    return table(["function"] + [h for h, _, _ in cols], rows), gm
+def cpe(res: dict[str, float], label: str, lg: int, ghz: float) -> float:
+    """Cycles per element of a contestant on the 2 cores (both busy: cycles of 2 cores / n)."""
+    return res[label] * ghz * 1e9 * 2 / (1 << lg)
 
 
-def time_table(res: dict[str, dict[str, float]], names: list[str], labels: list[str]) -> str:
-    rows = [[nm] + [f"{res[nm][lb] * 1e6:.1f}" if lb in res[nm] else "-" for lb in labels]
-            for nm in names]
-    return table(["function"] + labels, rows)
-
-
-def targets(big: dict[str, dict[str, float]], small: dict[str, dict[str, float]],
-            names: list[str]) -> list[str]:
-    out = []
-
+def targets(res: dict[int, dict[str, dict[str, float]]], names: list[str]) -> tuple[list[str], list[str]]:
+    """(the targets table, the functions above 1.2x with their cycles per element)."""
     native = [n for n in names if n not in TORCH_COMPOSITE]
-    checks = [
-        ("torch eager fwd <= 1.1x torch's op (geomean, functions torch has)",
-         ratio_gm(big, "torch kaun", "torch peer", native), 1.1),
-        ("torch eager fwd+bwd <= 1.0x torch's op (geomean)",
-         ratio_gm(big, "torch kaun fb", "torch peer fb", native), 1.0),
-        ("JAX jit fwd <= 1.05x jax.nn (geomean)", ratio_gm(big, "jax kaun", "jax peer", names), 1.05),
-        ("JAX jit fwd+bwd <= 1.05x jax.nn (geomean)",
-         ratio_gm(big, "jax kaun fb", "jax peer fb", names), 1.05),
-        ("NumPy fwd <= 1.0x the naive formula (geomean)",
-         ratio_gm(big, "np kaun", "np naive", names), 1.0),
-        ("2^10: torch fwd overhead <= 1.5x torch's op (geomean)",
-         ratio_gm(small, "torch kaun", "torch peer", native), 1.5),
-    ]
-    for text, v, lim in checks:
-        out.append(f"| {text} | {fmt(v)} | {'met' if v <= lim else '**missed**'} |")
-    for n in sorted(TORCH_COMPOSITE & set(names)):
-        v = big[n]["torch kaun"] / big[n]["torch peer"]
-        vb = big[n]["torch kaun fb"] / big[n]["torch peer fb"]
-        ok = v < 1.0 and vb < 1.0
-        out.append(f"| faster than torch's composite: {n} (fwd, fwd+bwd) | {fmt(v)}, {fmt(vb)} | "
-                   f"{'met' if ok else '**missed**'} |")
-    return ["| target | measured | |", "|---|---|---|", *out]
+    rows, over = [], []
+
+    def line(text: str, value: str, ok: bool) -> None:
+        rows.append(f"| {text} | {value} | {'met' if ok else '**missed**'} |")
+
+    for lg in (22, 16):
+        r = res[lg]
+        for lab, head in (("torch kaun", "forward"), ("torch kaun fb", "forward + backward")):
+            peer = lab.replace("kaun", "peer")
+            gm = ratio_gm(r, lab, peer, native)
+            worst = max(native, key=lambda n: r[n][lab] / r[n][peer])
+            w = r[worst][lab] / r[worst][peer]
+            line(f"2^{lg}, torch eager {head}: geomean of {len(native)} <= 1.0x torch's op", fmt(gm), gm <= 1.0)
+            line(f"2^{lg}, torch eager {head}: no function above 1.5x (worst: {worst})", fmt(w), w <= 1.5)
+            for nm in native:
+                v = r[nm][lab] / r[nm][peer]
+                if v > 1.2:
+                    over.append(f"{nm} at 2^{lg}, {head}: {fmt(v)}x torch's op")
+        comp = [n for n in names if n in TORCH_COMPOSITE]
+        if comp:
+            worst_c = max(comp, key=lambda n: r[n]["torch kaun"] / r[n]["torch silu"])
+            wc = r[worst_c]["torch kaun"] / r[worst_c]["torch silu"]
+            line(f"2^{lg}, functions torch lacks: at most 1.0x torch's silu, forward (worst: {worst_c})",
+                 fmt(wc), wc <= 1.0)
+            worst_cb = max(comp, key=lambda n: r[n]["torch kaun fb"] / r[n]["torch silu fb"])
+            wcb = r[worst_cb]["torch kaun fb"] / r[worst_cb]["torch silu fb"]
+            line(f"2^{lg}, functions torch lacks: at most 1.0x torch's silu, forward + backward "
+                 f"(worst: {worst_cb})", fmt(wcb), wcb <= 1.0)
+    r10 = res[10]
+    worst10 = max(native, key=lambda n: r10[n]["torch kaun"] / r10[n]["torch peer"])
+    w10 = r10[worst10]["torch kaun"] / r10[worst10]["torch peer"]
+    above = [n for n in native if r10[n]["torch kaun"] / r10[n]["torch peer"] > 1.5]
+    line(f"2^10, no-grad forward: every function <= 1.5x torch's op (worst: {worst10}; above: "
+         f"{', '.join(above) or 'none'})", fmt(w10), w10 <= 1.5)
+    r22 = res[22]
+    gm_np = ratio_gm(r22, "np kaun", "np naive", names)
+    worst_np = max(names, key=lambda n: r22[n]["np kaun"] / r22[n]["np naive"])
+    line("2^22, NumPy: geomean <= 0.5x the naive formula", fmt(gm_np), gm_np <= 0.5)
+    wn = r22[worst_np]["np kaun"] / r22[worst_np]["np naive"]
+    line(f"2^22, NumPy: no function above 1.0x (worst: {worst_np})", fmt(wn), wn <= 1.0)
+    for lab, head in (("jax kaun", "forward"), ("jax kaun fb", "forward + backward")):
+        gm = ratio_gm(r22, lab, lab.replace("kaun", "peer"), names)
+        line(f"2^22, jax.jit {head}: geomean <= 1.05x jax.nn", fmt(gm), gm <= 1.05)
+    return ["| target | measured | |", "|---|---|---|", *rows], over
+
+
+def size_table(r: dict[str, dict[str, float]], lg: int, names: list[str]) -> str:
+    cols: list[tuple[str, str, str]] = [("torch fwd kaun/op", "torch kaun", "torch peer")]
+    if lg in (16, 22):
+        cols.append(("torch fwd+bwd kaun/op", "torch kaun fb", "torch peer fb"))
+    if lg == 22:
+        cols += [("NumPy kaun/naive", "np kaun", "np naive"), ("NumPy kaun/copy", "np kaun", "np.copyto"),
+                 ("jax.jit fwd kaun/jax.nn", "jax kaun", "jax peer"),
+                 ("jax.jit fwd+bwd kaun/jax.nn", "jax kaun fb", "jax peer fb")]
+    if lg == 24:
+        cols.append(("torch fwd kaun/clone", "torch kaun", "torch clone"))
+    rows, gms = [], []
+    for nm in names:
+        rr = r[nm]
+        cells = [fmt(rr[a] / rr[b]) if a in rr and b in rr else "-" for _, a, b in cols]
+        extra = (f" (c; kaun/silu {fmt(rr['torch kaun'] / rr['torch silu'])})"
+                 if nm in TORCH_COMPOSITE and "torch silu" in rr else "")
+        rows.append([nm + extra, *cells, f"{rr['torch kaun'] * 1e6:.1f}"])
+    native = [n for n in names if n not in TORCH_COMPOSITE]
+    for _, a, b in cols:
+        sel = native if a.startswith("torch") else names
+        gms.append(f"**{fmt(ratio_gm(r, a, b, sel))}**")
+    rows.append(["**geomean** (torch: the functions torch has)", *gms, ""])
+    return table(["function", *[h for h, _, _ in cols], "kaun torch fwd (us)"], rows)
+
+
+def cpu_ghz() -> float:
+    try:
+        with open("/proc/cpuinfo") as f:
+            mhz = [float(ln.split(":")[1]) for ln in f if ln.startswith("cpu MHz")]
+        return (sum(mhz) / len(mhz)) / 1000 if mhz else float("nan")
+    except OSError:
+        return float("nan")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="12 functions, 2^22, 3 repeats")
-    ap.add_argument("--functions", help="comma-separated names (default: all 23)")
-    ap.add_argument("--compile", choices=("none", "subset", "all"), default=None,
-                    help=f"torch.compile rows: none, subset ({', '.join(COMPILE_SUBSET)}; the "
-                    "default, none with --quick) or all")
+    ap.add_argument("--quick", action="store_true", help="12 functions, 3 rounds")
+    ap.add_argument("--functions", help="comma-separated names (default: all)")
     ap.add_argument("--repeats", type=int, default=None)
-    ap.add_argument("--big", type=int, default=None, help="log2 of the large size (24; 22 quick)")
     ap.add_argument("--out", default="docs/speed.md")
     ap.add_argument("--readme", default="README.md",
                     help="README whose speed table a full run rewrites ('' to leave it)")
@@ -411,23 +444,19 @@ def main(argv: list[str] | None = None) -> int:
     for nm in names:
         if nm not in ALL:
             ap.error(f"unknown function {nm!r}; choose from {', '.join(ALL)}")
-    big_log = args.big or (22 if args.quick else 24)
     repeats = args.repeats or (3 if args.quick else 5)
-    mode = args.compile or ("none" if args.quick else "subset")
-    compiled = {"none": [], "subset": COMPILE_SUBSET, "all": ALL}[mode]
     np.seterr(all="ignore")
-
-    big: dict[str, dict[str, float]] = {}
-    small: dict[str, dict[str, float]] = {}
+    res: dict[int, dict[str, dict[str, float]]] = {lg: {} for lg in SIZES}
     mem: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {}
     for nm in names:
         t = time.time()
-        small[nm] = measure(nm, 1 << 10, repeats * 3, nm in compiled)
-        big[nm] = measure(nm, 1 << big_log, repeats, nm in compiled)
+        for lg in SIZES:
+            res[lg][nm] = measure(nm, lg, repeats * 3 if lg <= 16 else repeats)
         mem[nm] = saved_for_backward(nm)
-        torch._dynamo.reset()
         print(f"  {nm}: {time.time() - t:.1f} s", file=sys.stderr, flush=True)
     elapsed = time.time() - t0
+    ghz = cpu_ghz()
+    tgt, over = targets(res, names)
 
     cmd = "benchmarks/speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
     parts = [
@@ -435,67 +464,39 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Generated by `.venv/bin/python {cmd.strip()}` in {elapsed:.0f} s "
         f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores ({platform.processor() or '?'}); "
-        f"Python {platform.python_version()}, NumPy {np.__version__}, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), jax {jax.__version__}; float32. NumPy runs one "
-        "thread; torch and XLA use their default thread pools.",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores ({platform.processor() or '?'}, "
+        f"{ghz:.2f} GHz as /proc/cpuinfo reports it); Python {platform.python_version()}, NumPy "
+        f"{np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), jax "
+        f"{jax.__version__}; float32, input standard normal times 3.",
         "",
-        "Every ratio is a ratio of medians of interleaved runs in the same group (same function, "
-        f"same size; at 2^{big_log} {repeats} rounds, 3 where one round takes over "
-        f"{BUDGET / repeats:.1f} s; at 2^10 {repeats * 3} rounds, each a loop of calls of about "
-        "2 ms; the first call of each, which compiles, is not counted, except for an eager call "
-        "over 0.5 s; a 1 ms pause before each sample lets torch's OpenMP threads stop spinning, "
-        "which would otherwise steal the 2 cores from the next contestant). *copy* is `np.copyto` "
-        "into a preallocated array: one read and one write "
-        "of the array, the floor for any elementwise function; torch's `clone` and a jitted "
-        "`jnp.copy` are the floor for a function that allocates its output (see the last "
-        "table). (c): torch has no such function and the peer is a composite of torch "
-        "operations (softsign is one inside torch too). jax.nn has no prelu: its peer is "
-        "`jnp.where(x >= 0, x, a * x)`. `hard_sigmoid(alpha=0.2)`: a non-default "
-        "hyper-parameter, where torch has no op (peers `torch.clamp(0.2 x + 0.5, 0, 1)`, "
-        "`jnp.clip`). Forward+backward is `f(x).backward(g)` in torch and one "
-        "jitted `jax.vjp` in JAX. NumPy has no backward. Input: standard normal values times 3, "
-        "so no element lies in a tail where kaun's torch paths hand elements to the formula "
-        "(a min/max reduction finds them; inputs there cost more).",
-        "",
-        "Where kaun's torch eager path costs more than torch's op, and why: gelu and "
-        "gelu_approx in float32 are computed in float64 (torch's float32 kernels are wrong by "
-        "up to 1.7e7 ulp; a float64 `erfc` is a scalar loop); sigmoid's and tanh's backward "
-        "use 4 passes (`sigmoid(-|x|)`, `1/cosh^2`) where torch's one pass `y (1 - y)` cancels "
-        "to 0; glu's backward likewise; the tail checks cost one reduction (about a tenth of a "
-        "pass). At 2^10 elements the cost is Python: dispatch (~1 us), the tail check (~3 us, "
-        "a kernel launch) and, on formula paths, one small torch call per operation.",
-        "",
-        "The machine is shared and noisy: ratios within a row are meaningful, absolute times "
-        "vary by 2x between runs.",
+        "Each ratio compares medians of contestants timed interleaved in one group (same function, "
+        f"same size; {repeats} rounds at 2^22 and 2^24, fewer where one round takes over "
+        f"{BUDGET / repeats:.1f} s; {repeats * 3} rounds at 2^10 and 2^16, each a loop of calls of "
+        "about 2 ms). kaun's NumPy and torch CPU calls run its compiled kernels (one pass, on "
+        "torch's OpenMP threads); jax.jit runs kaun's formulas through XLA. (c): torch has no such "
+        "function and the peer is a composite of torch operations; the issue's mark for those is "
+        "torch's silu at the same size (one pass). Forward+backward is `f(x).backward(g)` and one "
+        "jitted `jax.vjp`. The machine is shared and noisy: compare ratios, not absolute times.",
         "",
         "## Targets",
         "",
-        *targets(big, small, names),
-        "",
-        f"## Forward, 2^{big_log} elements (memory bandwidth)",
+        *tgt,
         "",
     ]
-    tb, _ = ratio_table(big, COLS, names)
-    parts += [tb, "", f"## Forward+backward, 2^{big_log} elements", ""]
-    tb, _ = ratio_table(big, COLS_FB, names)
-    parts += [tb, "", "## Forward, 2^10 elements (call overhead)", ""]
-    tb, _ = ratio_table(small, COLS, names)
-    parts += [tb, "", "## Forward+backward, 2^10 elements", ""]
-    tb, _ = ratio_table(small, COLS_FB, names)
-    parts += [tb, ""]
-    cn = [n for n in names if n in compiled]
-    if cn:
-        parts += [f"## torch.compile(fullgraph=True), 2^{big_log} elements (functions: "
-                  f"{', '.join(cn)}; `--compile all` for every one)", ""]
-        tb, _ = ratio_table(big, COLS_C, cn)
-        parts += [tb, "", "## torch.compile, 2^10 elements", ""]
-        tb, _ = ratio_table(small, COLS_C, cn)
-        parts += [tb, ""]
-    if FAILED:
-        parts += ["torch.compile failed (so those cells are empty):", ""]
-        parts += [f"- {k}: `{v[:200]}`" for k, v in FAILED.items()]
-        parts += [""]
+    if over:
+        parts += ["Functions above 1.2x torch's op in a row above, and the cost, in cycles per "
+                  "element (both cores), of kaun against torch:", ""]
+        for o in over:
+            nm, _, rest = o.partition(" at 2^")
+            lg = int(rest.split(",")[0])
+            lab = "torch kaun fb" if "backward" in rest else "torch kaun"
+            r = res[lg][nm]
+            parts.append(f"- {o}: {cpe(r, lab, lg, ghz):.1f} against "
+                         f"{cpe(r, lab.replace('kaun', 'peer'), lg, ghz):.1f}")
+        parts.append("")
+    for lg, what in ((22, "arithmetic and memory bandwidth"), (16, "cache-resident: the arithmetic"),
+                     (10, "the cost of a call"), (24, "a fresh output page-faulted on every call")):
+        parts += [f"## 2^{lg} elements ({what})", "", size_table(res[lg], lg, names), ""]
     parts += ["## Memory saved for backward (torch, per input element of float32)", "",
               "Tensors packed by `torch.autograd.graph.saved_tensors_hooks` during the forward "
               "of a 2^16-element input: how many, and their bytes per input element (4 = one "
@@ -503,57 +504,45 @@ def main(argv: list[str] | None = None) -> int:
               "caller keeps it, a saved output or temporary does).", ""]
     rows = [[nm, f"{k[0]}", f"{k[1] / (1 << 16):.2f}", f"{p[0]}", f"{p[1] / (1 << 16):.2f}"]
             for nm, (k, p) in mem.items()]
-    parts += [table(["function", "kaun count", "kaun B/elt", "torch count", "torch B/elt"], rows),
-              ""]
-    labels = ["np.copyto", "torch clone", "jax copy", "np kaun", "np naive", "torch kaun",
-              "torch peer", "jax kaun", "jax peer"]
-    parts += [f"## Absolute medians, microseconds per call, 2^{big_log} elements", "",
-              time_table(big, names, labels), "",
-              "## Absolute medians, microseconds per call, 2^10 elements", "",
-              time_table(small, names, labels), ""]
+    parts += [table(["function", "kaun count", "kaun B/elt", "torch count", "torch B/elt"], rows), ""]
     text = "\n".join(parts)
     print(text)
     if args.out:
         os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
         with open(args.out, "w") as fh:
             fh.write(text)
-    if args.readme and set(names) == set(ALL) and big_log == 24:
-        update_readme(args.readme, headline(big, small, names))
+    if args.readme and set(names) == set(ALL):
+        update_readme(args.readme, headline(res, names))
     return 0
 
 
 README_BEGIN = "<!-- speed: written by benchmarks/speed.py -->"
 README_END = "<!-- speed: end -->"
-SLOW_ON_TORCH = ("gelu", "gelu_approx")  # float32 through float64 on torch
 
 
-def headline(big: dict[str, dict[str, float]], small: dict[str, dict[str, float]],
-             names: list[str]) -> str:
+def headline(res: dict[int, dict[str, dict[str, float]]], names: list[str]) -> str:
     """The README's speed table: geometric means of this run."""
-    def gm(res: dict[str, dict[str, float]], a: str, b: str, sel: list[str]) -> str:
-        return fmt(ratio_gm(res, a, b, sel))
-
     native = [n for n in names if n not in TORCH_COMPOSITE]
-    rest = [n for n in native if n not in SLOW_ON_TORCH]
     comp = sorted(TORCH_COMPOSITE & set(names))
+
+    def gm(lg: int, a: str, b: str, sel: list[str]) -> str:
+        return fmt(ratio_gm(res[lg], a, b, sel))
+
     return "\n".join([
-        "| float32, 2^24 elements | kaun / peer, forward | forward + backward |",
-        "|---|---|---|",
-        f"| torch eager, against torch's own ops (geomean of {len(native)}) | "
-        f"{gm(big, 'torch kaun', 'torch peer', native)} | "
-        f"{gm(big, 'torch kaun fb', 'torch peer fb', native)} |",
-        f"| torch eager, the same without {' and '.join(SLOW_ON_TORCH)} | "
-        f"{gm(big, 'torch kaun', 'torch peer', rest)} | "
-        f"{gm(big, 'torch kaun fb', 'torch peer fb', rest)} |",
-        f"| torch eager, against torch composites ({', '.join(comp)}) | "
-        f"{gm(big, 'torch kaun', 'torch peer', comp)} | "
-        f"{gm(big, 'torch kaun fb', 'torch peer fb', comp)} |",
-        f"| `jax.jit`, against jax.nn (geomean of {len(names)}) | "
-        f"{gm(big, 'jax kaun', 'jax peer', names)} | {gm(big, 'jax kaun fb', 'jax peer fb', names)} |",
-        f"| NumPy, against the naive textbook formula | {gm(big, 'np kaun', 'np naive', names)} | - |",
-        f"| torch eager at 2^10 elements (call overhead) | "
-        f"{gm(small, 'torch kaun', 'torch peer', native)} | "
-        f"{gm(small, 'torch kaun fb', 'torch peer fb', native)} |",
+        "| float32, kaun / peer (geomean) | 2^10 | 2^16 | 2^22 |",
+        "|---|---|---|---|",
+        f"| torch eager forward, against torch's own ops ({len(native)}) | "
+        f"{gm(10, 'torch kaun', 'torch peer', native)} | {gm(16, 'torch kaun', 'torch peer', native)} | "
+        f"{gm(22, 'torch kaun', 'torch peer', native)} |",
+        f"| torch eager forward + backward ({len(native)}) | - | "
+        f"{gm(16, 'torch kaun fb', 'torch peer fb', native)} | {gm(22, 'torch kaun fb', 'torch peer fb', native)} |",
+        f"| torch eager forward, functions torch lacks, against its silu ({len(comp)}) | "
+        f"{gm(10, 'torch kaun', 'torch silu', comp)} | {gm(16, 'torch kaun', 'torch silu', comp)} | "
+        f"{gm(22, 'torch kaun', 'torch silu', comp)} |",
+        f"| `jax.jit` forward / forward + backward, against jax.nn ({len(names)}) | - | - | "
+        f"{gm(22, 'jax kaun', 'jax peer', names)} / {gm(22, 'jax kaun fb', 'jax peer fb', names)} |",
+        f"| NumPy, against the naive textbook formula ({len(names)}) | - | - | "
+        f"{gm(22, 'np kaun', 'np naive', names)} |",
     ])
 
 

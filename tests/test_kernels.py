@@ -26,7 +26,7 @@ import torch
 
 import kaun.activation as A
 from kaun import _kernels as K
-from kaun._core import ENTRIES
+from kaun._core import ALL, ENTRIES
 
 DTYPES = ["float16", "bfloat16", "float32", "float64"]
 ELEMENTWISE = [n for n, e in ENTRIES.items() if e.kind == "elementwise"]
@@ -300,7 +300,7 @@ def test_cli_builds_and_clears_the_cache(tmp_path: Path) -> None:
     exe = [sys.executable, "-m", "kaun.cli"]
     r = subprocess.run([*exe, "build", "--dtypes", "float32"], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
-    n = len(ENTRIES)
+    n = len({(e.key, e.variant(p)) for e in ALL.values() for p in e.forms_params()})
     assert r.stdout.startswith(f"{n} kernel libraries in {tmp_path / 'c'}")
     r = subprocess.run([*exe, "cache"], capture_output=True, text=True, env=env)
     assert f"({n + 1} kernel libraries" in r.stdout and "serve NumPy, Dask and torch CPU" in r.stdout
@@ -331,3 +331,24 @@ def test_kernel_code_never_imports_the_public_package() -> None:
         assert "activation" not in "\n".join(
             ln for ln in text.splitlines() if ln.lstrip().startswith(("from ", "import "))
         ), f.name
+
+
+def test_every_form_is_declared() -> None:
+    """Entry.forms reaches every form that prep can select (what is compiled by
+    ``kaun-activation build`` and lowered at the torch adapter's import, so that torch.compile
+    never needs to build one): the forms of hyper-parameters across their whole range."""
+    vals = [0.0, -0.0, 5e-324, 1e-300, 1e-30, 1e-6, 0.1, 0.3, 0.5, 1.0, 2.0, 3.7, 1e30, 1e300,
+            -1e-300, -0.2, -1.0, -3.7, -1e30]
+    rng = np.random.default_rng(0)
+    for e in ALL.values():
+        if not e.params or e.kind == "glu":
+            continue
+        declared = {e.variant(p) for p in e.forms_params()}
+        for _ in range(400):
+            p = tuple(float(v) for v in rng.choice(vals, size=len(e.params)))
+            try:
+                if e.check is not None:
+                    e.check(e.qualname, p)
+            except ValueError:
+                continue  # refused before any formula runs
+            assert e.variant(p) in declared, (e.key, p, e.variant(p))

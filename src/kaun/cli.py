@@ -326,7 +326,8 @@ def _parser() -> argparse.ArgumentParser:
     ga = sub.add_parser("gallery", help="every function and its derivative, in a grid")
     ga.add_argument("-o", "--output", required=True, metavar="FILE.png")
 
-    bu = sub.add_parser("build", help="compile every function's kernels into the cache, ahead of use")
+    bu = sub.add_parser("build", help="compile every function's kernels (every form of its "
+                        "hyper-parameters) into the cache, ahead of use")
     bu.add_argument("--dtypes", default=",".join(DTYPES),
                     help=f"comma-separated I/O dtypes (default: {','.join(DTYPES)})")
     bu.add_argument("--jobs", type=int, default=0, help="compilers at a time (default: one per CPU)")
@@ -347,7 +348,9 @@ def build_text(dtypes: str, jobs: int) -> str:
 
     t = time.perf_counter()
     try:
-        n = K.build_all(list(ENTRIES.values()), want, jobs)
+        from kaun._core import ALL
+
+        n = K.build_all(list(ALL.values()), want, jobs)
     except RuntimeError as e:
         raise CLIError(f"build: {e}") from None
     return f"{n} kernel libraries in {K.cache_dir()} ({time.perf_counter() - t:.1f} s)"

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .. import _kernels as K
-from .._core import HALF, Entry, dtype_name, halves
+from .._core import ALL, HALF, Entry, dtype_name, halves
 from ._base import Backend
 
 
@@ -134,6 +134,15 @@ class NumpyBackend(Backend):
         if isinstance(x, np.generic) or type(x) is np.ndarray:
             return y
         return x.__array_wrap__(y, None, False)
+
+    def prelu(self, entry: Entry, x: Any, alpha: Any) -> Any:
+        """An alpha of one element: prelu with a number alpha, the kernel (the product alpha x,
+        rounded once, bitwise the same as broadcasting it)."""
+        if alpha.size == 1 and dtype_name(x.dtype) in K.IO and isinstance(x, np.ndarray):
+            a = float(alpha.reshape(-1)[0])
+            if a != 0.0 and np.isfinite(a):  # (0 * -inf: the formula's own form)
+                return self.elementwise(ALL["prelu_scalar"], x, (a,))
+        return super().prelu(entry, x, alpha)
 
     def glu_deriv(self, entry: Entry, x: Any, ax: int) -> tuple[Any, Any]:
         with np.errstate(all="ignore"):

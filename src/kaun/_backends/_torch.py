@@ -21,7 +21,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch._functorch.utils import unwrap_dead_wrappers as _unwrap_dead
 from torch.autograd import forward_ad as _fwd_ad
 
 from .. import _ir
@@ -31,6 +30,7 @@ from .._core import ALL, Entry, halves
 from ._base import Backend
 
 _HALF = (torch.float16, torch.bfloat16)
+_unwrap_if_dead = torch._C._functorch.unwrap_if_dead
 _IO = {torch.float16: "float16", torch.bfloat16: "bfloat16", torch.float32: "float32",
        torch.float64: "float64"}
 
@@ -261,7 +261,9 @@ def _apply(fns: tuple[Any, Any], *args: Any) -> Any:
         return fns[1].apply(*args)
     if torch._C._are_functorch_transforms_active():
         return fns[0].apply(*args)
-    return super(torch.autograd.Function, fns[0]).apply(*_unwrap_dead(args))
+    # (Function.apply's unwrap_dead_wrappers, for our one or two tensors: a C call each)
+    args = tuple(_unwrap_if_dead(a) if isinstance(a, torch.Tensor) else a for a in args)
+    return super(torch.autograd.Function, fns[0]).apply(*args)
 
 
 # torch's own op where it is exact and has our conventions; None: not for these parameters
@@ -462,19 +464,20 @@ class TorchBackend(Backend):
         threads, grad, compiling = torch.get_num_threads, torch.is_grad_enabled, torch.compiler.is_compiling
         functorch, nt, empty_like = torch._C._are_functorch_transforms_active, K.torch_threads, torch.empty_like
         tracing = torch._C._is_tracing
-        T, strided, fwd, grain = torch.Tensor, torch.strided, _fwd_ad, K.GRAIN
+        T, fwd, grain = torch.Tensor, _fwd_ad, K.GRAIN
 
         def f(x: Any) -> Any:
             # the kernel for a plain, dense CPU tensor, called eagerly without autograd; the
             # general path (_value, or the Function) for anything else
             if compiling():  # what dynamo traces: the Function, never the kernel table
                 return _apply(fns, x, h) if x.dtype in _FLOATS else None
-            c = kernels.get(x.dtype)
-            if c is None and x.dtype in _IO and x.dtype not in kernels:
-                c = kernels[x.dtype] = K.compiled(entry, p, _IO[x.dtype])
+            dt = x.dtype
+            c = kernels.get(dt)
+            if c is None and dt in _IO and dt not in kernels:
+                c = kernels[dt] = K.compiled(entry, p, _IO[dt])
             if (c is not None and type(x) is T and x.is_cpu and not (x.requires_grad and grad())
-                    and x.layout is strided and not functorch()
-                    and fwd._current_level < 0 and not tracing() and x.is_contiguous()):
+                    and x.is_contiguous() and fwd._current_level < 0 and not tracing()
+                    and not functorch()):
                 y = empty_like(x)
                 n = x.numel()
                 run(c.value, x.data_ptr(), None, y.data_ptr(), n, c.p, c.np,

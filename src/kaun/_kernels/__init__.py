@@ -284,20 +284,21 @@ def threads() -> int:
 
 def build_all(entries: list[Entry], dtypes: tuple[str, ...] = IO, jobs: int = 0,
               progress: Callable[[str], None] | None = None) -> int:
-    """Compile the default variant of every entry for ``dtypes`` (and the runtime) into the
-    cache, ``jobs`` compilers at a time (0: one per CPU); the number of libraries built or found.
-    Raises RuntimeError where a compilation fails."""
+    """Compile every form of every entry (``Entry.forms_params``) for ``dtypes``, and the runtime,
+    into the cache, ``jobs`` compilers at a time (0: one per CPU); the number of libraries built or
+    found. Raises RuntimeError where a compilation fails."""
     from concurrent.futures import ThreadPoolExecutor
 
     if compiler() is None:
         raise RuntimeError("no C compiler found (set KAUN_CC, or install cc, gcc or clang)")
     runtime()
-    work = []
+    work = {}
     for e in entries:
-        p = tuple(v for _, v in e.params)
-        args = {prec: e.prep(p, prec) for prec in (32, 64)}
-        for io in dtypes:
-            work.append((f"{e.key}-{io}", codegen.source(_specs(e, args, io))))
+        for p in e.forms_params():
+            args = {prec: e.prep(p, prec) for prec in (32, 64)}
+            for io in dtypes:
+                stem, src = f"{e.key}-{io}", codegen.source(_specs(e, args, io))
+                work[stem, src] = (stem, src)  # (the cache names a library by both)
 
     def one(item: tuple[str, str]) -> str:
         _build(*item)
@@ -306,7 +307,7 @@ def build_all(entries: list[Entry], dtypes: tuple[str, ...] = IO, jobs: int = 0,
         return item[0]
 
     with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
-        return len(list(pool.map(one, work)))
+        return len(list(pool.map(one, work.values())))
 
 
 def cache_info() -> dict[str, Any]:

@@ -285,7 +285,7 @@ def _d_hard_sigmoid(o: Any, x: Array, form: str, alpha: float, b: float, lo: flo
 _HARD_SIGMOID = Entry(
     "hard_sigmoid", "standard", "min(1, max(0, alpha * x + beta))", _hard_sigmoid, _d_hard_sigmoid,
     params=(("alpha", 1.0 / 6.0), ("beta", 0.5)), prep=_prep_hard_sigmoid,
-    forms=((0.0, 0.5), (1e-300, 0.5)),
+    forms=((0.0, 0.5), (5e-324, 0.5)),
 )
 
 
@@ -533,15 +533,13 @@ def _gelu_parts(o: Any, x: Array) -> tuple[Array, Array, Array, Array]:
 # side: Phi(-t) <= 1/2), Phi(-t) = exp(-t^2/2) R(t), R(t) = q(t) / (p(t) + s t q(t)) a rational fit
 # of the scaled Mills ratio with positive coefficients (tools/fit_gelu32.py: 1e-8 relative over
 # [0, 14.6]; past 14.6, t Phi(-t) is 0 in float32). exp(-t^2/2) carries the rounding of t^2 (an
-# exact product) as a factor, and where it would be subnormal it is computed scaled by 2^92
-# (exactly: the argument shift 92 ln 2 is split in two, its low part joins that factor), so a
-# normal result keeps its precision. About a fifth of the operations of the float64 form below.
+# exact product) as a factor. No scaling of the tail: t Phi(-t) is below 0.4 exp(-t^2/2), so
+# where exp(-t^2/2) is subnormal the result is too, and exp rounds a subnormal result once.
+# About a fifth of the operations of the float64 form below.
 _G32_P = (2.0, 1.332849144935608, 0.4562121331691742, 0.08570694923400879, 0.007626371458172798)
 _G32_Q = (1.0, 1.1218546628952026, 0.6024075746536255, 0.1879301369190216, 0.03419836610555649,
           0.0030423745047301054)
 _G32_S = 2.5066282749176025  # sqrt(2 pi), as float32 rounds it (the fit is for this value)
-_G32_SHIFT = 63.76954650878906  # 92 ln 2 rounded to float32; the rest:
-_G32_SHIFT_LO = 92 * math.log(2) - _G32_SHIFT
 
 
 def _poly(o: Any, t: Array, c: tuple[float, ...]) -> Array:
@@ -552,26 +550,19 @@ def _poly(o: Any, t: Array, c: tuple[float, ...]) -> Array:
     return y
 
 
-def _gelu32_parts(o: Any, x: Array) -> tuple[Array, Array, Array]:
-    """(t, e, sc): t = min(|x|, 14.6), exp(-t^2/2) = e sc with e normal and sc 1 or 2^-92."""
+def _gelu32_parts(o: Any, x: Array) -> tuple[Array, Array]:
+    """(t, e): t = min(|x|, 14.6), e = exp(-t^2/2) with the rounding of t^2 carried."""
     t = o.clip(o.abs(x), None, 14.6)
-    h, hl = sp.two_prod(o, t, t)
-    z = 0.5 * h  # t^2/2 = z + hl/2 exactly
-    m = o.mask(z > 72.0, z)  # exp(-z) would leave float32's normal range past 87
-    # exp(-z - hl/2) = exp(S m - z) exp(-S m) (1 - hl/2), S = 92 ln 2 = _G32_SHIFT + _G32_SHIFT_LO;
-    # S m - z is exact (z is within a factor of two of the shift), exp(-92 ln 2 m) = 2^(-92 m)
-    e = o.exp(_G32_SHIFT * m - z) * (1.0 + (_G32_SHIFT_LO * m - 0.5 * hl))
-    sc = m * 2.0**-92 + (1.0 - m)
-    return t, e, sc
+    h, hl = sp.two_prod(o, t, t)  # t^2 = h + hl exactly
+    return t, o.exp(-0.5 * h) * (1.0 - 0.5 * hl)
 
 
 def _gelu(o: Any, x: Array) -> Array:
     if o.prec(x) == 32:
-        t, e, sc = _gelu32_parts(o, x)
+        t, e = _gelu32_parts(o, x)
         q = _poly(o, t, _G32_Q)
         u = t * q
-        tr = u / (_poly(o, t, _G32_P) + _G32_S * u)  # t R(t)
-        a = ((tr * e) * sc)  # t Phi(-t)
+        a = (u / (_poly(o, t, _G32_P) + _G32_S * u)) * e  # t R(t) exp(-t^2/2) = t Phi(-t)
         return o.where(x >= 0.0, x - a, -a)
     _, e, _, sc = _gelu_parts(o, x)
     # x below -40 is clipped too: gelu is -0 there, and the scaled e must not meet a huge x
@@ -581,10 +572,10 @@ def _gelu(o: Any, x: Array) -> Array:
 def _d_gelu(o: Any, x: Array) -> Array:
     if o.prec(x) == 32:
         # Phi(x) + x phi(x): 1 - Phi(-t) + t phi(t) for x >= 0, Phi(-t) - t phi(t) for x < 0
-        t, e, sc = _gelu32_parts(o, x)
+        t, e = _gelu32_parts(o, x)
         q = _poly(o, t, _G32_Q)
         r = q / (_poly(o, t, _G32_P) + (_G32_S * t) * q)
-        b = (e * (t * _INV_SQRT_2PI - r)) * sc
+        b = e * (t * _INV_SQRT_2PI - r)
         return o.where(x >= 0.0, 1.0 + b, -b)
     xc, e, g, sc = _gelu_parts(o, x)
     return (0.5 * e + xc * g * _INV_SQRT_2PI) * sc

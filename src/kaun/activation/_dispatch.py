@@ -103,7 +103,7 @@ def apply(entry: Entry, x: T, params: tuple[Any, ...]) -> T:
     if f is not None:
         y = f(x)
         if y is not None:
-            return cast(T, y)
+            return y  # type: ignore[no-any-return]
     be, a = prepare(entry, x)
     if params:
         p = hyper(entry, params)
@@ -168,7 +168,20 @@ def apply_glu(entry: Entry, x: T, axis: Any) -> T:
     return cast(T, _glu(entry, x, axis))
 
 
+# (type(x), dtype, shape, axis) that passed glu's checks -> (backend, axis as a non-negative int)
+_GLU_OK: dict[Any, Any] = {}
+
+
 def _glu(entry: Entry, x: Any, axis: Any) -> Any:
+    key: Any = None
+    if type(axis) is int:  # (True == 1: a bool axis takes the checked path and its TypeError)
+        try:
+            key = (type(x), x.dtype, x.shape, axis)
+            hit = _GLU_OK.get(key)
+        except (AttributeError, TypeError):  # not an array, or an unhashable shape
+            key = hit = None
+        if hit is not None:
+            return hit[0].glu(entry, x, hit[1])
     be, x = prepare(entry, x)
     ax = check_axis(entry.qualname, axis, len(x.shape))
     n = x.shape[ax]
@@ -176,6 +189,8 @@ def _glu(entry: Entry, x: Any, axis: Any) -> Any:
         raise ValueError(
             f"{entry.qualname}: the size {n} of axis {axis} does not split into two equal halves"
         )
+    if key is not None and not be.converts and len(_GLU_OK) < _FAST_MAX:
+        _GLU_OK[key] = (be, ax)
     return be.glu(entry, x, ax)
 
 
