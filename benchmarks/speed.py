@@ -28,6 +28,7 @@ import argparse
 import math
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -50,7 +51,7 @@ TORCH_COMPOSITE = {"squareplus", "sparse_plus", "sparse_sigmoid", "softsign", *V
 SELU_A, SELU_L = 1.6732632423543772848, 1.0507009873554804934
 ALPHA = 0.25  # prelu's alpha (an array of shape (1,))
 CURRENT = [""]  # the function being measured
-BUDGET = 5.0  # seconds of timed rounds per function at the large size (at least 3 rounds)
+BUDGET = 8.0  # seconds of timed rounds per group at the large sizes (at least 5 rounds)
 
 
 # -- peers ------------------------------------------------------------------------------------
@@ -146,27 +147,27 @@ class Group:
             t = time.perf_counter()
             fn()  # warm up: jit compilation, caches
             first[label] = time.perf_counter() - t
-            n = 1
-            if self.small:
-                t = time.perf_counter()
-                fn()
-                one = max(time.perf_counter() - t, 1e-7)
-                n = max(1, min(20000, int(2e-3 / one)))
+            # each sample a loop of calls of about 2 ms (small arrays) or 10 ms (large ones): a
+            # sample so long that a passing hiccup of the shared machine moves it little
+            t = time.perf_counter()
+            fn()
+            one = max(time.perf_counter() - t, 1e-7)
+            n = max(1, min(20000, int((2e-3 if self.small else 1e-2) / one)))
             self.loops[label] = n
             self.samples[label] = []
-        # Slow contestants (a large array through a long formula) get fewer rounds, at least 3:
+        # Slow contestants (a large array through a long formula) get fewer rounds, at least 5:
         # the whole run must fit in about 10 minutes on 2 cores.
         rounds = self.repeats
         if not self.small:
-            per_round = sum(v for k, v in first.items() if not k.startswith("jax"))
-            rounds = max(3, min(self.repeats, int(self.budget / max(per_round, 1e-9))))
+            per_round = sum(max(v, 1e-2) for k, v in first.items() if not k.startswith("jax"))
+            rounds = max(5, min(self.repeats, int(self.budget / max(per_round, 1e-9))))
         self.rounds = rounds
-        for r in range(rounds):
-            for label, fn in self.fns.items():
-                n = self.loops[label]
-                if r == 0 and not self.small and first[label] > 0.5 and not label.startswith("jax"):
-                    self.samples[label].append(first[label])  # a slow eager call: no warm-up
-                    continue
+        order = list(self.fns)
+        shuffle = random.Random(len(order)).shuffle  # (seeded: the same run, the same orders)
+        for _ in range(rounds):
+            shuffle(order)  # a contestant's place in a round costs it (up to 10%): vary it
+            for label in order:
+                fn, n = self.fns[label], self.loops[label]
                 time.sleep(1e-3)  # lets torch's OpenMP threads stop spinning before the next one
                 t = time.perf_counter()
                 for _ in range(n):
@@ -444,16 +445,19 @@ def main(argv: list[str] | None = None) -> int:
     for nm in names:
         if nm not in ALL:
             ap.error(f"unknown function {nm!r}; choose from {', '.join(ALL)}")
-    repeats = args.repeats or (3 if args.quick else 5)
+    repeats = args.repeats or (3 if args.quick else 7)
     np.seterr(all="ignore")
     res: dict[int, dict[str, dict[str, float]]] = {lg: {} for lg in SIZES}
     mem: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {}
-    for nm in names:
+    # sizes outermost: every torch-only group (2^10, 2^16) runs before any JAX code, whose XLA
+    # threads keep the cores busy for a while after a call (measured: 2^16 ratios moved 30%)
+    for lg in SIZES:
         t = time.time()
-        for lg in SIZES:
+        for nm in names:
             res[lg][nm] = measure(nm, lg, repeats * 3 if lg <= 16 else repeats)
+        print(f"  2^{lg}: {time.time() - t:.1f} s", file=sys.stderr, flush=True)
+    for nm in names:
         mem[nm] = saved_for_backward(nm)
-        print(f"  {nm}: {time.time() - t:.1f} s", file=sys.stderr, flush=True)
     elapsed = time.time() - t0
     ghz = cpu_ghz()
     tgt, over = targets(res, names)
@@ -470,10 +474,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{jax.__version__}; float32, input standard normal times 3.",
         "",
         "Each ratio compares medians of contestants timed interleaved in one group (same function, "
-        f"same size; {repeats} rounds at 2^22 and 2^24, fewer where one round takes over "
-        f"{BUDGET / repeats:.1f} s; {repeats * 3} rounds at 2^10 and 2^16, each a loop of calls of "
-        "about 2 ms). kaun's NumPy and torch CPU calls run its compiled kernels (one pass, on "
-        "torch's OpenMP threads); jax.jit runs kaun's formulas through XLA. (c): torch has no such "
+        f"same size; {repeats} rounds at 2^22 and 2^24 (at least 5 where one round takes over "
+        f"{BUDGET / repeats:.1f} s), each sample a loop of calls of about 10 ms; {repeats * 3} "
+        "rounds at 2^10 and 2^16, each sample a loop of about 2 ms), in a random order per round "
+        "(seeded); the sizes in turn, 2^10 and 2^16 before any JAX code runs (XLA's threads stay "
+        "busy a while after a call). kaun's NumPy and torch CPU calls run its compiled kernels "
+        "(one pass, on torch's OpenMP threads); jax.jit runs kaun's formulas through XLA. "
+        "(c): torch has no such "
         "function and the peer is a composite of torch operations; the issue's mark for those is "
         "torch's silu at the same size (one pass). Forward+backward is `f(x).backward(g)` and one "
         "jitted `jax.vjp`. The machine is shared and noisy: compare ratios, not absolute times.",

@@ -210,6 +210,19 @@ def test_a_missing_compiler_falls_back(tmp_path: Path) -> None:
     assert r.stdout.strip() == "[-0.15865526  0.8413447 ]"
 
 
+def test_a_failing_compiler_warns_and_falls_back(tmp_path: Path) -> None:
+    code = ("import warnings, numpy as np, kaun.activation as A\n"
+            "with warnings.catch_warnings(record=True) as w:\n"
+            "    warnings.simplefilter('always')\n"
+            "    y = A.gelu(np.array([-1.0, 1.0], np.float32))\n"
+            "print(y, [str(m.message)[:60] for m in w])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                       env={**os.environ, "KAUN_CC": "false", "KAUN_CACHE_DIR": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("[-0.15865526  0.8413447 ]")
+    assert "kaun: compiled kernels unavailable for gelu" in r.stdout
+
+
 # -- sync-free paths: meta, FakeTensor, inference mode, autocast -----------------------------------
 
 

@@ -29,11 +29,12 @@ Arg = Any  # Sym or Const
 
 _MAX = {32: 3.4028234663852886e38, 64: 1.7976931348623157e308}
 
-# op -> (arity, result kind) for the array operations; comparisons give "b"
-UNARY = ("neg", "exp", "expm1", "log1p", "tanh", "sqrt", "abs", "mask")
-BINARY = ("add", "sub", "mul", "div")
-COMPARE = ("lt", "le", "gt", "ge")
-LOGIC = ("and", "or")
+# the infix operations and their symbol (the same in Python and C): arithmetic, comparisons (which
+# give booleans) and logic on booleans
+BINARY = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+COMPARE = {"lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+LOGIC = {"and": "&", "or": "|"}
+INFIX = {**BINARY, **COMPARE, **LOGIC}
 
 
 class Sym:
@@ -332,14 +333,10 @@ def python_source(g: Graph, name: str = "f") -> str:
             e = f"x{a[0]}"
         elif op == "param":
             e = f"p[{a[0]}]"
-        elif op in ("add", "sub", "mul", "div"):
-            e = f"{ref(a[0])} {'+-*/'[('add', 'sub', 'mul', 'div').index(op)]} {ref(a[1])}"
+        elif op in INFIX:
+            e = f"{ref(a[0])} {INFIX[op]} {ref(a[1])}"
         elif op == "neg":
             e = f"-{ref(a[0])}"
-        elif op in COMPARE:
-            e = f"{ref(a[0])} {dict(lt='<', le='<=', gt='>', ge='>=')[op]} {ref(a[1])}"
-        elif op in LOGIC:
-            e = f"{ref(a[0])} {'&' if op == 'and' else '|'} {ref(a[1])}"
         elif op == "mask":
             e = f"o.mask({ref(a[0])}, {like})"
         elif op == "where":

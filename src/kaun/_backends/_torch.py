@@ -10,9 +10,11 @@ Which path serves a call (``_cpu`` and ``_eager`` decide, per call, without read
   kernel writes a fresh tensor; with autograd, one ``autograd.Function`` per activation saves
   only x, and its backward is the vjp kernel (g f'(x) in one pass) or, when a graph is being
   built (``create_graph``, double backward), the derivative formula in torch operations.
-* **formula** in torch operations: everything else (meta and CUDA tensors, FakeTensor, DTensor and
-  other subclasses, ``torch.compile`` (which fuses it), ``torch.func``). These paths never read a
-  value back to the host (no ``.item()``, no boolean indexing), so they are sync-free.
+* **formula** in torch operations (kaun._ir's Python lowering of the formula's graph: constants
+  as literals, shared subexpressions once): everything else (meta and CUDA tensors, FakeTensor,
+  DTensor and other subclasses, ``torch.compile`` (which fuses it), ``torch.export``,
+  ``torch.func``, ``torch.jit.trace`` (which records it)). These paths never read a value back
+  to the host (no ``.item()``, no boolean indexing), so they are sync-free.
 """
 
 from __future__ import annotations
@@ -499,10 +501,11 @@ class TorchBackend(Backend):
         return _round(_work(entry, "deriv", (x,), _args(entry, x, p)), x.dtype)
 
     def prelu(self, entry: Entry, x: Any, alpha: Any) -> Any:
+        # (the common eager call first: each mode check costs a call)
+        if _cpu(x) and _cpu(alpha) and not _needs_grad(x, alpha) and _eager():
+            return torch._prelu_kernel(x, alpha)
         if _function_path(x, alpha):
             return _apply(_PRELU, x, alpha)
-        if _eager() and _cpu(x) and _cpu(alpha):
-            return torch._prelu_kernel(x, alpha)
         return _round(_work(entry, "value", (x, alpha), ()), x.dtype)
 
     def prelu_deriv(self, entry: Entry, x: Any, alpha: Any) -> tuple[Any, Any]:

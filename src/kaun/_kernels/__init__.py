@@ -9,11 +9,14 @@ How a kernel comes to be: the entry's formula is traced (``kaun._ir``) once per 
 and order, lowered to C (``codegen``), and the three kernels of one entry, variant and I/O dtype are
 compiled into one shared library by the system's C compiler (``$KAUN_CC``, else
 ``cc``, ``gcc`` or ``clang``) with ``-O3 -march=native``. The library is kept in an on-disk cache,
-named by a hash of its source, the compiler and the CPU, so a later process only loads it:
+named by a hash of its source, the headers, the flags, the compiler and the CPU, so a later
+process only loads it:
 
 * where: ``$KAUN_CACHE_DIR``, else ``$XDG_CACHE_HOME/kaun``, else ``~/.cache/kaun``;
 * clear it: delete that folder (or ``kaun-activation cache --clear``);
-* build it ahead: ``kaun-activation build`` (every function's default variant).
+* build it ahead: ``kaun-activation build`` (every form of every function, four dtypes).
+
+A compilation that fails says so once (a RuntimeWarning) and that entry's calls take the formula.
 
 ``runtime.c`` (built the same way) runs a kernel over an array, split among threads.
 """
@@ -32,6 +35,7 @@ import sys
 import sysconfig
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,7 +52,7 @@ FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-pthread", "-std=gnu11",
          "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast", "-fno-semantic-interposition")
 
 _lock = threading.RLock()
-_LIBS: dict[Any, Any] = {}  # (entry name, variant, io) -> {order: function pointer} or None
+_LIBS: dict[Any, Any] = {}  # (entry key, variant, io) -> {order: function pointer} or None
 _state: dict[str, Any] = {}
 
 
@@ -207,8 +211,7 @@ def _load(entry: Entry, p: tuple[float, ...], io: str) -> dict[str, int] | None:
 
 
 def _warn(msg: str) -> None:
-    if os.environ.get("KAUN_QUIET") != "1":
-        print(msg.splitlines()[0], file=sys.stderr)
+    warnings.warn(msg.splitlines()[0], RuntimeWarning, stacklevel=4)
 
 
 class Compiled:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .._ir import Graph, Sym
+from .._ir import BINARY, COMPARE, INFIX, Graph, Sym
 
 # the C type of each I/O dtype, and its working type
 CTYPE = {"float16": "uint16_t", "bfloat16": "uint16_t", "float32": "float", "float64": "double"}
@@ -71,9 +71,6 @@ _FN = {
                "sqrt": "__builtin_sqrt", "abs": "kd_abs", "max": "kd_max", "min": "kd_min",
                "sel": "kd_sel", "prod_err": "kd_prod_err"},
 }
-_BIN = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
-_CMP = {"lt": "<", "le": "<=", "gt": ">", "ge": ">="}
-_LOGIC = {"and": "&", "or": "|"}
 
 
 def kernel(spec: Spec) -> str:
@@ -119,19 +116,19 @@ def kernel(spec: Spec) -> str:
             if op == "neg":
                 pre.append(f"const double s{i} = -{sca(args[0])};")
             else:
-                pre.append(f"const double s{i} = {sca(args[0])} {_BIN[op]} {sca(args[1])};")
+                pre.append(f"const double s{i} = {sca(args[0])} {BINARY[op]} {sca(args[1])};")
         elif s.kind == "b":
             name[i] = f"b{i}"
             m = MASK[w]
-            if op in _CMP:
-                e = f"-({m})({arr(args[0])} {_CMP[op]} {arr(args[1])})"
+            if op in COMPARE:
+                e = f"-({m})({arr(args[0])} {INFIX[op]} {arr(args[1])})"
             else:
-                e = f"{name[args[0].index]} {_LOGIC[op]} {name[args[1].index]}"
+                e = f"{name[args[0].index]} {INFIX[op]} {name[args[1].index]}"
             body.append(f"const {m} b{i} = {e};")
         else:
             name[i] = f"v{i}"
-            if op in _BIN:
-                e = f"{arr(args[0])} {_BIN[op]} {arr(args[1])}"
+            if op in BINARY:
+                e = f"{arr(args[0])} {INFIX[op]} {arr(args[1])}"
             elif op == "neg":
                 e = f"-{arr(args[0])}"
             elif op == "mask":

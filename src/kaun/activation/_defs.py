@@ -533,13 +533,18 @@ def _gelu_parts(o: Any, x: Array) -> tuple[Array, Array, Array, Array]:
 # side: Phi(-t) <= 1/2), Phi(-t) = exp(-t^2/2) R(t), R(t) = q(t) / (p(t) + s t q(t)) a rational fit
 # of the scaled Mills ratio with positive coefficients (tools/fit_gelu32.py: 1e-8 relative over
 # [0, 14.6]; past 14.6, t Phi(-t) is 0 in float32). exp(-t^2/2) carries the rounding of t^2 (an
-# exact product) as a factor. No scaling of the tail: t Phi(-t) is below 0.4 exp(-t^2/2), so
-# where exp(-t^2/2) is subnormal the result is too, and exp rounds a subnormal result once.
+# exact product) as a factor. The value needs no scaling of the tail: t Phi(-t) is below
+# 0.4 exp(-t^2/2), so where exp(-t^2/2) is subnormal the result is too, and exp rounds a subnormal
+# result once. The derivative, about 0.4 t exp(-t^2/2), is normal down to t = 13.2 where
+# exp(-t^2/2) is not (and XLA flushes it to 0): there exp is taken scaled by 2^92, exactly (the
+# shift 92 ln 2 split in two, its low part joining the factor of t^2's rounding).
 # About a fifth of the operations of the float64 form below.
 _G32_P = (2.0, 1.332849144935608, 0.4562121331691742, 0.08570694923400879, 0.007626371458172798)
 _G32_Q = (1.0, 1.1218546628952026, 0.6024075746536255, 0.1879301369190216, 0.03419836610555649,
           0.0030423745047301054)
 _G32_S = 2.5066282749176025  # sqrt(2 pi), as float32 rounds it (the fit is for this value)
+_G32_SHIFT = 63.76954650878906  # 92 ln 2 rounded to float32; the rest:
+_G32_SHIFT_LO = 92 * math.log(2) - _G32_SHIFT
 
 
 def _poly(o: Any, t: Array, c: tuple[float, ...]) -> Array:
@@ -557,6 +562,18 @@ def _gelu32_parts(o: Any, x: Array) -> tuple[Array, Array]:
     return t, o.exp(-0.5 * h) * (1.0 - 0.5 * hl)
 
 
+def _gelu32_parts_scaled(o: Any, x: Array) -> tuple[Array, Array, Array]:
+    """(t, e, sc): exp(-t^2/2) = e sc, e normal (see the note above), sc 1 or 2^-92."""
+    t = o.clip(o.abs(x), None, 14.6)
+    h, hl = sp.two_prod(o, t, t)
+    z = 0.5 * h
+    m = o.mask(z > 72.0, z)  # exp(-z) leaves float32's normal range past 87
+    # exp(-z - hl/2) = exp(S m - z) 2^(-92 m) (1 + S_lo m - hl/2), S m - z exact (z is within a
+    # factor of two of S = 92 ln 2 where m = 1)
+    e = o.exp(_G32_SHIFT * m - z) * (1.0 + (_G32_SHIFT_LO * m - 0.5 * hl))
+    return t, e, m * 2.0**-92 + (1.0 - m)
+
+
 def _gelu(o: Any, x: Array) -> Array:
     if o.prec(x) == 32:
         t, e = _gelu32_parts(o, x)
@@ -572,10 +589,10 @@ def _gelu(o: Any, x: Array) -> Array:
 def _d_gelu(o: Any, x: Array) -> Array:
     if o.prec(x) == 32:
         # Phi(x) + x phi(x): 1 - Phi(-t) + t phi(t) for x >= 0, Phi(-t) - t phi(t) for x < 0
-        t, e = _gelu32_parts(o, x)
+        t, e, sc = _gelu32_parts_scaled(o, x)
         q = _poly(o, t, _G32_Q)
         r = q / (_poly(o, t, _G32_P) + (_G32_S * t) * q)
-        b = e * (t * _INV_SQRT_2PI - r)
+        b = (e * (t * _INV_SQRT_2PI - r)) * sc
         return o.where(x >= 0.0, 1.0 + b, -b)
     xc, e, g, sc = _gelu_parts(o, x)
     return (0.5 * e + xc * g * _INV_SQRT_2PI) * sc
