@@ -10,7 +10,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .._core import ALL, Entry, halves
+from .._core import ALL, Entry
 from ._base import Backend
 
 
@@ -103,7 +103,9 @@ def _glu(entry: Entry, ax: int) -> Any:
     sig = _elementwise(ALL["sigmoid"], ())
 
     def f(x: Any) -> Any:
-        a, b = halves(x, ax)
+        # split, not two slices: the transpose of a slice is a pad, and XLA on CPU runs the
+        # backward's pad + add 30x slower than split's transpose, one concatenate
+        a, b = jnp.split(x, 2, axis=ax)
         dt = x.dtype
         if dt in _HALF:  # computed in float32 and rounded once (sigmoid(-20) is 0 in half)
             a, b = a.astype(jnp.float32), b.astype(jnp.float32)
