@@ -17,8 +17,8 @@ The run writes ``docs/speed.md`` (``--out``) with the issue's targets and each m
 same, and rewrites the README's speed table between its markers.
 
 Usage:
-    .venv/bin/python benchmarks/speed.py            # full run (about 8 minutes on 2 cores)
-    .venv/bin/python benchmarks/speed.py --quick    # 12 functions, fewer rounds (~3 minutes)
+    .venv/bin/python benchmarks/speed.py            # full run (about 2 minutes on 2 cores)
+    .venv/bin/python benchmarks/speed.py --quick    # 12 functions, 3 rounds (under a minute)
     .venv/bin/python benchmarks/speed.py --functions gelu,silu
 """
 
@@ -50,7 +50,6 @@ QUICK = ["relu", "sigmoid", "tanh", "elu", "gelu", "gelu_approx", "silu", "mish"
 TORCH_COMPOSITE = {"squareplus", "sparse_plus", "sparse_sigmoid", "softsign", *VARIANTS}
 SELU_A, SELU_L = 1.6732632423543772848, 1.0507009873554804934
 ALPHA = 0.25  # prelu's alpha (an array of shape (1,))
-CURRENT = [""]  # the function being measured
 BUDGET = 8.0  # seconds of timed rounds per group at the large sizes (at least 5 rounds)
 
 
@@ -205,7 +204,6 @@ def measure(name: str, lg: int, repeats: int) -> dict[str, float]:
 
     n = 1 << lg
     small = lg <= 16
-    CURRENT[0] = name
     rng = np.random.default_rng(0)
     xn = (rng.standard_normal(n) * 3).astype(np.float32)
     gn = rng.standard_normal(n // 2 if name == "glu" else n).astype(np.float32)
@@ -315,39 +313,19 @@ def table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-COLS = [  # (heading, numerator, denominator)
-    ("np kaun/naive", "np kaun", "np naive"),
-    ("np kaun/copy", "np kaun", "np.copyto"),
-    ("torch kaun/peer", "torch kaun", "torch peer"),
-    ("torch kaun/copy", "torch kaun", "np.copyto"),
-    ("torch peer/copy", "torch peer", "np.copyto"),
-    ("jax kaun/jax.nn", "jax kaun", "jax peer"),
-    ("jax kaun/copy", "jax kaun", "np.copyto"),
-]
-COLS_FB = [
-    ("torch kaun/peer", "torch kaun fb", "torch peer fb"),
-    ("torch kaun/copy", "torch kaun fb", "np.copyto"),
-    ("torch peer/copy", "torch peer fb", "np.copyto"),
-    ("jax kaun/jax.nn", "jax kaun fb", "jax peer fb"),
-    ("jax kaun/copy", "jax kaun fb", "np.copyto"),
-]
-COLS_C = [
-    ("fwd kaun/peer", "compile kaun", "compile peer"),
-    ("fwd kaun/copy", "compile kaun", "np.copyto"),
-    ("fwd+bwd kaun/peer", "compile kaun fb", "compile peer fb"),
-    ("fwd+bwd kaun/copy", "compile kaun fb", "np.copyto"),
-]
-
-
 def cpe(res: dict[str, float], label: str, lg: int, ghz: float) -> float:
     """Cycles per element of a contestant on the 2 cores (both busy: cycles of 2 cores / n)."""
     return res[label] * ghz * 1e9 * 2 / (1 << lg)
 
 
-def targets(res: dict[int, dict[str, dict[str, float]]], names: list[str]) -> tuple[list[str], list[str]]:
-    """(the targets table, the functions above 1.2x with their cycles per element)."""
+Over = tuple[str, int, str, float]  # (function, log2 size, contestant, ratio to torch's op)
+
+
+def targets(res: dict[int, dict[str, dict[str, float]]], names: list[str]) -> tuple[list[str], list[Over]]:
+    """(the targets table, the rows above 1.2x torch's op)."""
     native = [n for n in names if n not in TORCH_COMPOSITE]
-    rows, over = [], []
+    rows: list[str] = []
+    over: list[Over] = []
 
     def line(text: str, value: str, ok: bool) -> None:
         rows.append(f"| {text} | {value} | {'met' if ok else '**missed**'} |")
@@ -364,7 +342,7 @@ def targets(res: dict[int, dict[str, dict[str, float]]], names: list[str]) -> tu
             for nm in native:
                 v = r[nm][lab] / r[nm][peer]
                 if v > 1.2:
-                    over.append(f"{nm} at 2^{lg}, {head}: {fmt(v)}x torch's op")
+                    over.append((nm, lg, lab, v))
         comp = [n for n in names if n in TORCH_COMPOSITE]
         if comp:
             worst_c = max(comp, key=lambda n: r[n]["torch kaun"] / r[n]["torch silu"])
@@ -493,13 +471,11 @@ def main(argv: list[str] | None = None) -> int:
     if over:
         parts += ["Functions above 1.2x torch's op in a row above, and the cost, in cycles per "
                   "element (both cores), of kaun against torch:", ""]
-        for o in over:
-            nm, _, rest = o.partition(" at 2^")
-            lg = int(rest.split(",")[0])
-            lab = "torch kaun fb" if "backward" in rest else "torch kaun"
+        for nm, lg, lab, v in over:
             r = res[lg][nm]
-            parts.append(f"- {o}: {cpe(r, lab, lg, ghz):.1f} against "
-                         f"{cpe(r, lab.replace('kaun', 'peer'), lg, ghz):.1f}")
+            head = "forward + backward" if lab.endswith("fb") else "forward"
+            parts.append(f"- {nm} at 2^{lg}, {head}: {fmt(v)}x torch's op: {cpe(r, lab, lg, ghz):.1f} "
+                         f"against {cpe(r, lab.replace('kaun', 'peer'), lg, ghz):.1f}")
         parts.append("")
     for lg, what in ((22, "arithmetic and memory bandwidth"), (16, "cache-resident: the arithmetic"),
                      (10, "the cost of a call"), (24, "a fresh output page-faulted on every call")):

@@ -735,10 +735,14 @@ def test_bug_6_hyper_parameter_outside_dtype(name: str, x: float, kw: dict[str, 
 
 def test_bug_7_glu_infinite_gate_underflow(xp: Any) -> None:
     """glu with a = +-inf and a finite b whose sigmoid underflows to 0 gave inf * 0 = NaN; the
-    limit is a (a times a positive number). Fixed in src/kaun/activation/_defs.py, _glu (and the
-    JAX adapter's glu): ``o.where((|a| > max) & (b >= -max), a, a * sigmoid(b))``. b = -inf
-    stays NaN (inf * 0: undefined)."""
+    limit is a (a times a positive number). Fixed in src/kaun/activation/_defs.py, _glu:
+    ``o.where((|a| > max) & (b >= -max), a, a * sigmoid(b))``. b = -inf stays NaN (inf * 0:
+    undefined). The derivative follows the same limit (_d_glu): d/db = a there."""
     for dtype in xp.dtypes:
         x = xp.asarray([np.inf, -np.inf, np.inf, 1.0, -1000.0, -1000.0, -np.inf, -88.0], dtype)
         y = xp.read(xp.call(A.glu, x))
         assert y[0] == np.inf and y[1] == -np.inf and np.isnan(y[2]), (dtype, y)
+    x = np.array([np.inf, -np.inf, 1.0, -1000.0, -1000.0, 2.0], np.float32)
+    d = A.derivative(A.glu)(x, np.ones(3, np.float32))
+    s2 = 1 / (1 + np.exp(-2.0))
+    assert d[3] == np.inf and d[4] == -np.inf and np.isclose(d[5], s2 * (1 - s2), rtol=1e-6), d

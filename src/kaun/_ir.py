@@ -24,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._special import SPLIT, split_const
+
 Const = float
 Arg = Any  # Sym or Const
 
@@ -283,16 +285,14 @@ def _py_const(v: float) -> str:
     return repr(v)  # Python's repr reads back as the same float
 
 
-_VELTKAMP = {32: 4097.0, 64: 134217729.0}  # 2^(p/2) + 1: splits a significand in halves
-
-
 def _dekker(i: int, args: tuple[Arg, ...], ref: Callable[[Arg], str], prec: int) -> list[str]:
     """Lines that set v{i} = a * b - fl(a * b) by Dekker's product, its constants literals (a
-    run-time scalar operand split by kaun._special.split_const, as the working dtype holds it)."""
+    run-time scalar operand split by kaun._special.split_const, as the working dtype holds it): the
+    arithmetic of kaun._special.two_prod, spelled out so that torch.compile sees constants."""
     a, b = args
     if not (isinstance(b, Sym) and b.kind == "f"):
         a, b = b, a  # the array first
-    c = _VELTKAMP[prec]
+    c = SPLIT[prec]
     out = [f"    p{i} = {ref(a)} * {ref(b)}"]
     for n, v in (("a", a), ("b", b)):
         if isinstance(v, Sym) and v.kind == "f":
@@ -363,9 +363,8 @@ def python_source(g: Graph, name: str = "f") -> str:
     return "\n".join(lines) + "\n"
 
 
-def python_function(g: Graph, split_const: Callable[..., Any]) -> Callable[..., Any]:
-    """The function of ``python_source(g)``; ``split_const(b, prec)`` splits a run-time scalar
-    (kaun._special.split_const)."""
+def python_function(g: Graph) -> Callable[..., Any]:
+    """The function of ``python_source(g)``."""
     src = python_source(g)
     scope: dict[str, Any] = {"_split_const": split_const}
     exec(compile(src, "<kaun formula>", "exec"), scope)  # noqa: S102 (our own generated code)

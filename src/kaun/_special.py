@@ -23,7 +23,7 @@ from typing import Any
 Array = Any
 
 # Veltkamp's constant 2^s + 1 splits a float of p bits into two halves of p/2 bits.
-_SPLIT = {32: 4097.0, 64: 134217729.0}
+SPLIT = {32: 4097.0, 64: 134217729.0}
 
 # Cephes ndtr.c (S. L. Moshier): erf(w) = w T(w^2) / U(w^2) for |w| < 0.84375 (U with its
 # leading 1 written out).
@@ -73,7 +73,7 @@ def _horner(x: Array, coefs: tuple[float, ...]) -> Array:
 
 def split(o: Any, a: Array) -> tuple[Array, Array]:
     """Veltkamp split: a = hi + lo exactly, each half of the significand (|a| < 1e30)."""
-    s = a * _SPLIT[o.prec(a)]
+    s = a * SPLIT[o.prec(a)]
     hi = s - (s - a)
     return hi, a - hi
 

@@ -173,12 +173,10 @@ def glu_pair(entry: Entry, a: Any, b: Any) -> Any:
 def glu_run(c: K.Compiled, x: np.ndarray, ax: int) -> np.ndarray:
     """glu's value kernel over x viewed as (rows, 2, length) (C order): the two halves of each
     row side by side."""
-    x = np.ascontiguousarray(x.astype(x.dtype.newbyteorder("="), copy=False))
+    x = np.ascontiguousarray(_plain(x))
     shape = x.shape
-    n = shape[ax] // 2
-    length = n * int(np.prod(shape[ax + 1:], dtype=np.int64))
-    rows = int(np.prod(shape[:ax], dtype=np.int64))
-    out = np.empty(shape[:ax] + (n,) + shape[ax + 1:], dtype=x.dtype)
+    rows, length = K.glu_rows(shape, ax)
+    out = np.empty(shape[:ax] + (shape[ax] // 2,) + shape[ax + 1:], dtype=x.dtype)
     if out.size:
         K.runtime().kaun_run_rows(c.value, _ptr(x), _ptr(x) + length * x.itemsize, None, _ptr(out),
                                   None, rows, length, 2 * length, 0, length, c.p, c.np, K.threads())

@@ -27,7 +27,6 @@ from torch.autograd import forward_ad as _fwd_ad
 
 from .. import _ir
 from .. import _kernels as K
-from .. import _special as sp
 from .._core import ALL, Entry, halves
 from ._base import Backend
 
@@ -123,7 +122,7 @@ def _lower(e: Entry, which: str, prec: int, structure: tuple[Any, ...]) -> Any:
     this structure (None where a run-time scalar goes)."""
     args = tuple(0.0 if v is None else v for v in structure)
     g = _ir.trace(e.value if which == "value" else e.deriv, e.nin, args, prec)
-    return _LOWERED.setdefault((e.key, which, prec, structure), _ir.python_function(g, sp.split_const))
+    return _LOWERED.setdefault((e.key, which, prec, structure), _ir.python_function(g))
 
 
 # Every entry's every form, lowered at import (about 40 ms): torch.compile then finds them in a
@@ -290,12 +289,7 @@ def _glu_run(fn: int, c: K.Compiled, x: Any, ax: int, g: Any = None) -> Any:
     (rows, length), or with a cotangent g the gradient (rows, 2, length)."""
     x = x.contiguous()
     n = x.shape[ax] // 2
-    rows = length = 1
-    for d in x.shape[:ax]:
-        rows *= d
-    for d in x.shape[ax + 1:]:
-        length *= d
-    length *= n
+    rows, length = K.glu_rows(x.shape, ax)
     xp, off = x.data_ptr(), length * x.element_size()
     nt = K.torch_threads(torch.get_num_threads())
     run = K.runtime().kaun_run_rows

@@ -177,9 +177,21 @@ def _load_runtime() -> Any:
     return rt
 
 
-def _specs(entry: Entry, args: dict[int, tuple[Any, ...]], io: str) -> list[codegen.Spec]:
+def glu_rows(shape: tuple[int, ...], ax: int) -> tuple[int, int]:
+    """(rows, length): a C-contiguous array of this shape seen as (rows, 2, length), the two
+    halves along axis ax side by side in each row (what ``kaun_run_rows`` takes for glu)."""
+    rows = length = 1
+    for d in shape[:ax]:
+        rows *= d
+    for d in shape[ax + 1:]:
+        length *= d
+    return rows, length * (shape[ax] // 2)
+
+
+def _specs(entry: Entry, p: tuple[float, ...], io: str) -> list[codegen.Spec]:
+    """The kernels of one entry, hyper-parameters and I/O dtype, traced in its working precision."""
     prec = codegen.PREC[codegen.WORK[io]]
-    a = args[prec]
+    a = entry.prep(p, prec)
     value = _ir.trace(entry.value, entry.nin, a, prec)
     deriv = _ir.trace(entry.deriv, entry.nin, a, prec)
     return [codegen.Spec(f"k_{order}", value if order == "value" else deriv, io, order)
@@ -197,7 +209,7 @@ def _load(entry: Entry, p: tuple[float, ...], io: str) -> dict[str, int] | None:
         table: dict[str, int] | None
         try:
             runtime()
-            specs = _specs(entry, {prec: entry.prep(p, prec) for prec in (32, 64)}, io)
+            specs = _specs(entry, p, io)
             lib = ctypes.CDLL(str(_build(f"{entry.key}-{io}", codegen.source(specs))))
             table = {s.order: ctypes.cast(getattr(lib, s.name), ctypes.c_void_p).value or 0
                      for s in specs}
@@ -298,9 +310,8 @@ def build_all(entries: list[Entry], dtypes: tuple[str, ...] = IO, jobs: int = 0,
     work = {}
     for e in entries:
         for p in e.forms_params():
-            args = {prec: e.prep(p, prec) for prec in (32, 64)}
             for io in dtypes:
-                stem, src = f"{e.key}-{io}", codegen.source(_specs(e, args, io))
+                stem, src = f"{e.key}-{io}", codegen.source(_specs(e, p, io))
                 work[stem, src] = (stem, src)  # (the cache names a library by both)
 
     def one(item: tuple[str, str]) -> str:

@@ -6,8 +6,9 @@ graph of the derivative formula), ``vjp`` g * f'(x) for a cotangent g (the backw
 fused). Half precision (float16, bfloat16) is read into float32, computed there and rounded once
 on the way out; float32 and float64 compute in their own precision. Constants and run-time
 scalars are rounded to the working dtype where they meet an array, as NumPy, torch and JAX round
-a Python float. The C is compiled with ``-ffp-contract=off``: the error-free transformations of
-the formulas need every product and sum rounded as written.
+a Python float. The C is compiled with ``-ffp-contract=fast`` (products and sums may fuse into
+fmas); the one error term that needs a product rounded as written, ``prod_err``, is itself an fma,
+exact whatever the compiler contracts around it.
 """
 
 from __future__ import annotations

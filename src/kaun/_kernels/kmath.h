@@ -19,8 +19,9 @@
  *   Developed at SunSoft, a Sun Microsystems, Inc. business.
  *   Permission to use, copy, modify, and distribute this software is freely granted,
  *   provided that this notice is preserved.
- * The other polynomials are Taylor series, truncated where the next term is below 2^-30 (float)
- * or 2^-60 (double) of the result.
+ * The float exp polynomial is a minimax fit (tools/fit_expf.py); the float log1p and the double
+ * exp polynomials are Taylor series, truncated where the next term is below 2^-30 (float) or
+ * 2^-60 (double) of the result.
  */
 #ifndef KAUN_KMATH_H
 #define KAUN_KMATH_H

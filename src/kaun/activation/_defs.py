@@ -984,9 +984,11 @@ def _glu(o: Any, a: Array, b: Array) -> Array:
 
 
 def _d_glu(o: Any, a: Array, b: Array) -> tuple[Array, Array]:
-    """(d/da, d/db) of a * sigmoid(b)."""
+    """(d/da, d/db) of a * sigmoid(b); d/db = a for a = +-inf and a finite b (the limit, a times a
+    positive number, as for the value), not inf * an underflowed sigmoid'(b)."""
     s, sn = _sig(o, b)
-    return s, a * s * sn
+    big = o.big(a)
+    return s, o.where((o.abs(a) > big) & (o.abs(b) <= big), a, a * s * sn)
 
 
 def _prep_none(p: tuple[Any, ...], prec: int) -> tuple[()]:

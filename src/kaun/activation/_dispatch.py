@@ -11,9 +11,9 @@ from typing import Any, TypeVar, cast
 
 import numpy as np
 
-from .._core import ALL, Entry, halves
+from .._core import ALL, Entry, dtype_name
 from ._params import axis as check_axis
-from ._params import check_dtype, dtype_name, hyper, real
+from ._params import check_dtype, hyper, real
 
 T = TypeVar("T")
 
@@ -193,5 +193,3 @@ def _glu(entry: Entry, x: Any, axis: Any) -> Any:
         _GLU_OK[key] = (be, ax)
     return be.glu(entry, x, ax)
 
-
-__all__ = ["apply", "apply_glu", "apply_prelu", "backend_of", "check_float32_range", "halves", "prepare"]

@@ -6,9 +6,7 @@ import math
 import numbers
 from typing import Any
 
-from .._core import FLOAT_NAMES, INT_NAMES, dtype_name
-
-__all__ = ["FLOAT_NAMES", "INT_NAMES", "axis", "check_dtype", "dtype_name", "hyper", "real"]
+from .._core import FLOAT_NAMES, INT_NAMES
 
 
 def check_dtype(qualname: str, name: str, ints: bool) -> None:
