@@ -50,6 +50,10 @@ class Entry:
     the formula and is part of the kernel's identity. ``prep`` does the Python-side arithmetic
     on hyper-parameters (splits, roundings, bounds), so that a formula never branches on one.
     ``kind`` is ``"elementwise"``, ``"prelu"`` (x and an alpha array) or ``"glu"`` (a split).
+
+    ``deriv2`` and ``deriv3`` are the second and third derivatives of an elementwise entry, written
+    where forward-mode differentiation of the order below (``kaun._dual``) is not accurate; None:
+    derived that way. ``formula_of(which)`` gives any of the four.
     """
 
     name: str
@@ -71,6 +75,9 @@ class Entry:
     # (array type, raw hyper-parameters) -> a callable that serves x of that type directly, or
     # returns None to send it down the checked path (see ``kaun.activation._dispatch.apply``)
     fast: dict[Any, Callable[[Any], Any]] = field(default_factory=dict, repr=False)
+    deriv2: Formula | None = field(default=None, repr=False)
+    deriv3: Formula | None = field(default=None, repr=False)
+    _derived: dict[str, Formula] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.key = self.key or self.name
@@ -83,6 +90,26 @@ class Entry:
     def nin(self) -> int:
         """How many arrays the formulas take."""
         return 1 if self.kind == "elementwise" else 2
+
+    def formula_of(self, which: str) -> Formula:
+        """The formula ``which``: "value", "deriv" (the first derivative), "deriv2", "deriv3"."""
+        if which == "value":
+            return self.value
+        if which == "deriv":
+            return self.deriv
+        if which not in ORDERS:
+            raise ValueError(f"{self.qualname}: no formula {which!r}")
+        if self.kind != "elementwise":
+            raise ValueError(f"{self.qualname}: derivatives of order 2 and 3 are elementwise only")
+        own = self.deriv2 if which == "deriv2" else self.deriv3
+        if own is not None:
+            return own
+        f = self._derived.get(which)
+        if f is None:
+            from ._dual import derive
+
+            f = self._derived[which] = derive(self.formula_of(ORDERS[ORDERS.index(which) - 1]))
+        return f
 
     def __reduce__(self) -> tuple[Any, tuple[str]]:
         # by reference: a Dask worker's unpickled task finds the entry of its own kaun
@@ -107,6 +134,9 @@ class Entry:
             for prec in (32, 64) for v in self.prep(p, prec)
         )
 
+
+# The formulas of an entry, by order of the derivative.
+ORDERS = ("value", "deriv", "deriv2", "deriv3")
 
 # The public functions' entries by name, filled by kaun.activation._defs.
 ENTRIES: dict[str, Entry] = {}

@@ -39,6 +39,15 @@ LOGIC = {"and": "&", "or": "|"}
 INFIX = {**BINARY, **COMPARE, **LOGIC}
 
 
+def _binary(op: str, swapped: bool) -> Callable[[Sym, Any], Any]:
+    def f(self: Sym, o: Any) -> Any:
+        if not isinstance(o, (Sym, int, float)):
+            return NotImplemented
+        return self.graph.arith(op, o, self) if swapped else self.graph.arith(op, self, o)
+
+    return f
+
+
 class Sym:
     """A node: ``op`` applied to ``args`` (nodes or Python floats), of kind ``"f"``, ``"b"``
     or ``"s"``."""
@@ -61,30 +70,16 @@ class Sym:
             f"node {self.op} was used as a Python truth value"
         )
 
-    # arithmetic ---------------------------------------------------------------------------
-    def __add__(self, o: Arg) -> Sym:
-        return self.graph.arith("add", self, o)
-
-    def __radd__(self, o: Arg) -> Sym:
-        return self.graph.arith("add", o, self)
-
-    def __sub__(self, o: Arg) -> Sym:
-        return self.graph.arith("sub", self, o)
-
-    def __rsub__(self, o: Arg) -> Sym:
-        return self.graph.arith("sub", o, self)
-
-    def __mul__(self, o: Arg) -> Sym:
-        return self.graph.arith("mul", self, o)
-
-    def __rmul__(self, o: Arg) -> Sym:
-        return self.graph.arith("mul", o, self)
-
-    def __truediv__(self, o: Arg) -> Sym:
-        return self.graph.arith("div", self, o)
-
-    def __rtruediv__(self, o: Arg) -> Sym:
-        return self.graph.arith("div", o, self)
+    # arithmetic: with nodes and Python numbers (anything else, such as a dual number of
+    # kaun._dual that holds nodes, gets its own turn: NotImplemented)
+    __add__ = _binary("add", False)
+    __radd__ = _binary("add", True)
+    __sub__ = _binary("sub", False)
+    __rsub__ = _binary("sub", True)
+    __mul__ = _binary("mul", False)
+    __rmul__ = _binary("mul", True)
+    __truediv__ = _binary("div", False)
+    __rtruediv__ = _binary("div", True)
 
     def __neg__(self) -> Sym:
         return self.graph.node("neg", (self,), self.kind)

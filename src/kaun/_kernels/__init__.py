@@ -47,6 +47,11 @@ from . import codegen
 HERE = Path(__file__).resolve().parent
 IO = ("float16", "bfloat16", "float32", "float64")
 ORDERS = ("value", "deriv", "vjp")
+# orders 2 and 3 (elementwise entries): a second library, built on first use
+HIGH = ("deriv2", "vjp2", "deriv3", "vjp3")
+# the formula (kaun._core.ORDERS) that each kernel computes (a vjp: times the cotangent)
+_FORMULA = {"value": "value", "deriv": "deriv", "vjp": "deriv", "deriv2": "deriv2", "vjp2": "deriv2",
+            "deriv3": "deriv3", "vjp3": "deriv3"}
 GRAIN = 16384  # runtime.c's KAUN_GRAIN: fewer elements than this a thread run on one
 FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-pthread", "-std=gnu11",
          "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast", "-fno-semantic-interposition")
@@ -188,19 +193,25 @@ def glu_rows(shape: tuple[int, ...], ax: int) -> tuple[int, int]:
     return rows, length * (shape[ax] // 2)
 
 
-def _specs(entry: Entry, p: tuple[float, ...], io: str) -> list[codegen.Spec]:
-    """The kernels of one entry, hyper-parameters and I/O dtype, traced in its working precision."""
+def _specs(entry: Entry, p: tuple[float, ...], io: str, high: bool = False) -> list[codegen.Spec]:
+    """The kernels of one entry, hyper-parameters and I/O dtype, traced in its working precision:
+    value, derivative and vjp, or (``high``) the derivatives of order 2 and 3 and their vjps."""
     prec = codegen.PREC[codegen.WORK[io]]
     a = entry.prep(p, prec)
-    value = _ir.trace(entry.value, entry.nin, a, prec)
-    deriv = _ir.trace(entry.deriv, entry.nin, a, prec)
-    return [codegen.Spec(f"k_{order}", value if order == "value" else deriv, io, order)
-            for order in ORDERS]
+    out = []
+    graphs: dict[str, _ir.Graph] = {}
+    for order in HIGH if high else ORDERS:
+        which = _FORMULA[order]
+        if which not in graphs:
+            graphs[which] = _ir.trace(entry.formula_of(which), entry.nin, a, prec)
+        out.append(codegen.Spec(f"k_{order}", graphs[which], io, order))
+    return out
 
 
-def _load(entry: Entry, p: tuple[float, ...], io: str) -> dict[str, int] | None:
-    """The kernels of one entry, variant and I/O dtype: compiled and loaded once per process."""
-    key = (entry.key, entry.variant(p), io)
+def _load(entry: Entry, p: tuple[float, ...], io: str, high: bool = False) -> dict[str, int] | None:
+    """The kernels of one entry, variant and I/O dtype (``high``: of orders 2 and 3): compiled and
+    loaded once per process."""
+    key = (entry.key, entry.variant(p), io, high)
     if key in _LIBS:
         return _LIBS[key]  # type: ignore[no-any-return]
     with _lock:
@@ -209,9 +220,10 @@ def _load(entry: Entry, p: tuple[float, ...], io: str) -> dict[str, int] | None:
         table: dict[str, int] | None
         try:
             runtime()
-            specs = _specs(entry, p, io)
-            lib = ctypes.CDLL(str(_build(f"{entry.key}-{io}", codegen.source(specs))))
-            table = {s.order: ctypes.cast(getattr(lib, s.name), ctypes.c_void_p).value or 0
+            specs = _specs(entry, p, io, high)
+            stem = f"{entry.key}-{io}" + ("-high" if high else "")
+            lib = ctypes.CDLL(str(_build(stem, codegen.source(specs))))
+            table = {s.name[2:]: ctypes.cast(getattr(lib, s.name), ctypes.c_void_p).value or 0
                      for s in specs}
             _state.setdefault("keep", []).append(lib)
         except (RuntimeError, OSError) as e:
@@ -229,15 +241,31 @@ def _warn(msg: str) -> None:
 class Compiled:
     """The kernels of one entry for one set of hyper-parameters and one I/O dtype: function
     pointers ``value``, ``deriv``, ``vjp``, and the address ``p`` of the run-time scalars (a C
-    array of ``np`` doubles)."""
+    array of ``np`` doubles). ``order(k)``: the pair (f^(k), g f^(k)) for k = 1, 2, 3 (2 and 3
+    compiled on first use), or None where they cannot be."""
 
-    __slots__ = ("value", "deriv", "vjp", "p", "np", "_buf")
+    __slots__ = ("value", "deriv", "vjp", "p", "np", "_buf", "_high", "_key")
 
-    def __init__(self, table: dict[str, int], scalars: tuple[float, ...]) -> None:
+    def __init__(self, table: dict[str, int], scalars: tuple[float, ...], key: Any = None) -> None:
         self.value, self.deriv, self.vjp = table["value"], table["deriv"], table["vjp"]
         self.np = len(scalars)
         self._buf = (ctypes.c_double * max(1, len(scalars)))(*scalars)
         self.p = ctypes.addressof(self._buf)
+        self._high: dict[str, int] | None = None
+        self._key = key  # (entry, p, io): what the high orders are built for
+
+    def order(self, k: int) -> tuple[int, int] | None:
+        if k == 1:
+            return self.deriv, self.vjp
+        if self._high is None:
+            entry, p, io = self._key
+            if entry.kind != "elementwise":
+                return None
+            t = _load(entry, p, io, high=True)
+            if t is None:
+                return None
+            self._high = t
+        return self._high[f"deriv{k}"], self._high[f"vjp{k}"]
 
 
 _COMPILED: dict[Any, Compiled | None] = {}
@@ -256,7 +284,8 @@ def compiled(entry: Entry, p: tuple[float, ...], io: str) -> Compiled | None:
     table = _load(entry, p, io) if enabled() else None
     if table is not None:
         prec = codegen.PREC[codegen.WORK[io]]
-        c = Compiled(table, tuple(v for v in entry.prep(p, prec) if isinstance(v, float)))
+        c = Compiled(table, tuple(v for v in entry.prep(p, prec) if isinstance(v, float)),
+                     (entry, p, io))
     if len(_COMPILED) >= _MAX_COMPILED:
         _COMPILED.clear()
     _COMPILED[key] = c
@@ -311,8 +340,10 @@ def build_all(entries: list[Entry], dtypes: tuple[str, ...] = IO, jobs: int = 0,
     for e in entries:
         for p in e.forms_params():
             for io in dtypes:
-                stem, src = f"{e.key}-{io}", codegen.source(_specs(e, p, io))
-                work[stem, src] = (stem, src)  # (the cache names a library by both)
+                for high in (False, True) if e.kind == "elementwise" else (False,):
+                    stem = f"{e.key}-{io}" + ("-high" if high else "")
+                    src = codegen.source(_specs(e, p, io, high))
+                    work[stem, src] = (stem, src)  # (the cache names a library by both)
 
     def one(item: tuple[str, str]) -> str:
         _build(*item)

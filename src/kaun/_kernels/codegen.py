@@ -3,7 +3,8 @@ formula in registers and writes the result once.
 
 A kernel is generated per (graph, I/O dtype, order): ``value`` writes f(x), ``deriv`` f'(x) (the
 graph of the derivative formula), ``vjp`` g * f'(x) for a cotangent g (the backward of autograd,
-fused). Half precision (float16, bfloat16) is read into float32, computed there and rounded once
+fused); ``deriv2``/``vjp2`` and ``deriv3``/``vjp3`` the same for the second and third
+derivatives. Half precision (float16, bfloat16) is read into float32, computed there and rounded once
 on the way out; float32 and float64 compute in their own precision. Constants and run-time
 scalars are rounded to the working dtype where they meet an array, as NumPy, torch and JAX round
 a Python float. The C is compiled with ``-ffp-contract=fast`` (products and sums may fuse into
@@ -34,7 +35,7 @@ class Spec:
     name: str
     graph: Graph
     io: str
-    order: str  # "value", "deriv" or "vjp"
+    order: str  # "value", "deriv", "vjp", "deriv2", "vjp2", ...: a vjp's output is times in[nin]
 
 
 def _lit(v: float, w: str) -> str:
@@ -142,14 +143,15 @@ def kernel(spec: Spec) -> str:
                 e = f"{_FN[w][op]}({arr(args[0])})"
             body.append(f"const {w} v{i} = {e};")
     outs = [arr(o) for o in g.outputs]
-    if spec.order == "vjp":
+    vjp = spec.order.startswith("vjp")
+    if vjp:
         body.append(f"const {w} gin = {_load(io, f'x{nin}[i]')};")
         outs = [f"gin * {o}" for o in outs]
     for j, o in enumerate(outs):
         body.append(f"y{j}[i] = {_store(io, o)};")
 
     t = CTYPE[io]
-    nread = nin + (spec.order == "vjp")
+    nread = nin + vjp
     ptrs = [
         f"const {t} *restrict x{j} = (const {t} *)a->in[{j}] + r * a->istride[{j}] + i0;"
         for j in range(nread)
