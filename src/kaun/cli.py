@@ -3,6 +3,7 @@
     kaun-activation list
     kaun-activation eval gelu -1 0 1 --dtype float32
     kaun-activation eval leaky_relu -2 3 --param negative_slope=0.2 --derivative
+    kaun-activation eval gelu 0 1.4142 --order 2      # the second derivative
     kaun-activation plot gelu silu --derivative -o act.png
     kaun-activation gallery -o docs/gallery.png
     kaun-activation build              # compile every function's kernels ahead, into the cache
@@ -148,9 +149,13 @@ def evaluate(
     params: dict[str, float | int] | None = None,
     derivative: bool = False,
     backend: str = "numpy",
+    order: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(x, f(x)) as NumPy arrays of ``dtype`` (bfloat16 read back as float32 outside NumPy)."""
+    """(x, f(x)) as NumPy arrays of ``dtype`` (bfloat16 read back as float32 outside NumPy); with
+    ``derivative``, the derivative of that ``order`` (2 and 3: the elementwise functions)."""
     entry = entry_of(name)
+    if derivative and order != 1 and entry.kind != "elementwise":
+        raise CLIError(f"{entry.name}: --order {order} is for the elementwise functions")
     params = dict(params or {})
     fn = A.get(entry.name)
     x = _to_backend(np.asarray(values, dtype=np.float64), dtype, backend)
@@ -171,7 +176,7 @@ def evaluate(
         else:
             y = fn(x, **params)
     else:
-        y = A.derivative(fn)(x, **params) if derivative else fn(x, **params)
+        y = A.derivative(fn, order=order)(x, **params) if derivative else fn(x, **params)
     return _to_numpy(x), _to_numpy(y)
 
 
@@ -315,6 +320,8 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--param", action="append", default=[], metavar="K=V",
                     help="a hyper-parameter, e.g. negative_slope=0.2 (repeatable)")
     ev.add_argument("--derivative", action="store_true", help="the derivative instead")
+    ev.add_argument("--order", type=int, choices=(1, 2, 3), default=None,
+                    help="the derivative of this order instead (implies --derivative)")
 
     pl = sub.add_parser("plot", help="plot functions (and derivatives) into a PNG")
     pl.add_argument("names", metavar="NAME", nargs="+")
@@ -389,9 +396,11 @@ def _eval_text(args: argparse.Namespace) -> str:
         raise CLIError(f"eval: VALUES must be numbers: {e}") from None
     params = parse_params(args.param)
     entry = entry_of(args.name)
+    order = args.order or 1
+    args.derivative = args.derivative or args.order is not None
     x, y = evaluate(args.name, values, dtype=args.dtype, params=params,
-                    derivative=args.derivative, backend=args.backend)
-    f = f"{entry.name}'" if args.derivative else entry.name
+                    derivative=args.derivative, backend=args.backend, order=order)
+    f = entry.name + "'" * order if args.derivative else entry.name
     shown = ", ".join(f"{k}={v}" for k, v in params.items())
     head = f"{f}({'x' + (', ' + shown if shown else '')})"
     title = f"# {head}, {args.dtype}, {args.backend}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._core import HALF, Entry, dtype_name, halves
+from .._core import HALF, ORDERS, Entry, dtype_name, halves
 
 
 class Backend:
@@ -28,10 +28,10 @@ class Backend:
         return self.o
 
     def formula(self, entry: Entry, which: str, xs: tuple[Any, ...], p: tuple[float, ...]) -> Any:
-        """entry's ``which`` formula ("value" or "deriv") of the arrays xs, computed in the working
+        """entry's ``which`` formula (see ``kaun._core.ORDERS``) of the arrays xs, computed in the working
         dtype (float32 for half precision) and rounded once to the dtype of xs[0] (each element of
         a tuple result)."""
-        f = entry.value if which == "value" else entry.deriv
+        f = entry.formula_of(which)
         dt = xs[0].dtype
         half = dtype_name(dt) in HALF
         if half:
@@ -51,8 +51,9 @@ class Backend:
         None: no fast path."""
         return None
 
-    def derivative(self, entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
-        return self.formula(entry, "deriv", (x,), p)
+    def derivative(self, entry: Entry, x: Any, p: tuple[float, ...], order: int = 1) -> Any:
+        """The derivative of that order (1, 2 or 3) of an elementwise entry at x."""
+        return self.formula(entry, ORDERS[order], (x,), p)
 
     def prelu(self, entry: Entry, x: Any, alpha: Any) -> Any:
         return self.formula(entry, "value", (x, alpha), ())

@@ -25,8 +25,8 @@ def _value(block: Any, key: str, p: tuple[float, ...]) -> Any:
     return _chunk_backend(block).elementwise(lookup(key), block, p)
 
 
-def _deriv(block: Any, key: str, p: tuple[float, ...]) -> Any:
-    return _chunk_backend(block).derivative(lookup(key), block, p)
+def _deriv(block: Any, key: str, p: tuple[float, ...], order: int) -> Any:
+    return _chunk_backend(block).derivative(lookup(key), block, p, order)
 
 
 def _glu(a: Any, b: Any, key: str) -> Any:
@@ -42,8 +42,8 @@ class DaskBackend(GenericBackend):
         f = functools.partial(_value, key=entry.key, p=p)
         return da.map_blocks(f, x, dtype=x.dtype, meta=x._meta)  # type: ignore[no-untyped-call]
 
-    def derivative(self, entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
-        f = functools.partial(_deriv, key=entry.key, p=p)
+    def derivative(self, entry: Entry, x: Any, p: tuple[float, ...], order: int = 1) -> Any:
+        f = functools.partial(_deriv, key=entry.key, p=p, order=order)
         return da.map_blocks(f, x, dtype=x.dtype, meta=x._meta)  # type: ignore[no-untyped-call]
 
     def glu(self, entry: Entry, x: Any, ax: int) -> Any:

@@ -1,16 +1,37 @@
-"""JAX: a ``jax.custom_jvp`` per activation whose rule is the derivative formula of the same
-entry, jitted and cached per hyper-parameters. Works eagerly and under jit, grad, vmap, to any
-order (the rule itself is differentiated by JAX)."""
+"""JAX: each activation a JAX primitive whose rules are the same entry's formulas.
+
+``kaun_gelu`` (and so on, one per elementwise entry) takes ``k``, the order of the derivative it
+computes (0: the value), and the hyper-parameters ``p``. Its rules:
+
+* lowering: the formula of order k in jax.numpy operations (XLA fuses it as it fused the
+  function before it was a primitive); half precision computed in float32 and rounded once
+  (the derivatives, k >= 1, stay in float32: a product with a tangent then rounds once);
+* JVP: the tangent times the primitive of order k + 1, so that ``grad``, ``jvp``, ``hessian``
+  and their nesting reach the entry's formulas of orders 1, 2 and 3 (``kaun._core.ORDERS``);
+  past the third order, JAX's autodiff of the third's formula;
+* batching: elementwise;
+* ``jax.experimental.jet`` (Taylor mode): Faa di Bruno's formula over the same derivatives (JAX's
+  jet cannot see through a ``custom_jvp``: it fails on ``jax.nn.softplus`` too).
+
+glu is a primitive of its two halves (its JVP the derivative formula, its Taylor series jet's own
+of the value formula); prelu a jitted ``where``.
+"""
 
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.experimental import jet as _jet
+from jax.extend.core import Primitive as _Primitive
+from jax.interpreters import ad as _ad
+from jax.interpreters import batching as _batching
+from jax.interpreters import mlir as _mlir
 
-from .._core import Entry
+from .._core import ALL, ORDERS, Entry
 from ._base import Backend
 
 
@@ -48,74 +69,178 @@ class JaxOps:
 
 
 O = JaxOps()  # noqa: E741
+# JAX's extension points are untyped: held as Any
+jet: Any = _jet
+Primitive: Any = _Primitive
+ad: Any = _ad
+batching: Any = _batching
+mlir: Any = _mlir
 _HALF = (jnp.float16, jnp.bfloat16)
+_TOP = len(ORDERS) - 1  # the highest order with a formula
 
 
-def _args(entry: Entry, x: Any, p: tuple[float, ...]) -> tuple[Any, ...]:
-    return entry.prep(p, 64 if x.dtype == jnp.float64 else 32)
+def _work_dtype(dt: Any) -> Any:
+    return jnp.float32 if dt in _HALF else dt
 
 
-def _work(f: Any, x: Any, *args: Any) -> Any:
-    if x.dtype in _HALF:
-        return f(O, x.astype(jnp.float32), *args).astype(x.dtype)
-    return f(O, x, *args)
+def _formula(entry: Entry, k: int, x: Any, p: tuple[float, ...]) -> Any:
+    """entry's formula of order k at x, in the working dtype (float32 for half)."""
+    xw = x.astype(jnp.float32) if x.dtype in _HALF else x
+    return entry.formula_of(ORDERS[k])(O, xw, *entry.prep(p, 64 if xw.dtype == jnp.float64 else 32))
 
 
-def _scaled(t: Any, d: Any) -> Any:
-    if t.dtype in _HALF:
-        return (t.astype(jnp.float32) * d).astype(t.dtype)
-    return t * d
+def _out(x: Any, y: Any, k: int) -> Any:
+    """The result of the primitive of order k: the value rounded to x's dtype, a derivative
+    kept in the working dtype."""
+    return y.astype(x.dtype) if k == 0 else y
 
 
-def _dwork(f: Any, x: Any, *args: Any) -> Any:
-    return f(O, x.astype(jnp.float32), *args) if x.dtype in _HALF else f(O, x, *args)
+# -- one primitive per elementwise entry -----------------------------------------------------------
+
+
+def _primitive(entry: Entry) -> Any:
+    prim = Primitive(f"kaun_{entry.key}")
+
+    def compute(x: Any, *, k: int, p: tuple[float, ...]) -> Any:
+        return _out(x, _formula(entry, k, x, p), k)
+
+    @functools.cache
+    def impl_jit(k: int, p: tuple[float, ...]) -> Any:
+        return jax.jit(functools.partial(compute, k=k, p=p))
+
+    prim.def_impl(lambda x, *, k, p: impl_jit(k, p)(x))
+    prim.def_abstract_eval(lambda x, *, k, p: x if k == 0 else x.update(dtype=_work_dtype(x.dtype)))
+    mlir.register_lowering(prim, mlir.lower_fun(compute, multiple_results=False))
+    batching.defvectorized(prim)
+
+    def tangent(t: Any, x: Any, *, k: int, p: tuple[float, ...]) -> Any:
+        """t times the derivative of order k + 1, rounded once to the primitive's output dtype."""
+        tw = t.astype(_work_dtype(x.dtype))
+        if k < _TOP:
+            d = tw * prim.bind(x, k=k + 1, p=p)
+        else:  # past the formulas: JAX's autodiff of the top one
+            d = jax.jvp(lambda v: _formula(entry, k, v, p), (x,), (t,))[1].astype(tw.dtype)
+        return _out(x, d, k)
+
+    ad.defjvp(prim, tangent)
+
+    def taylor(primals: Any, series: Any, *, k: int, p: tuple[float, ...]) -> Any:
+        (x,), (xs,) = primals, series
+        y = prim.bind(x, k=k, p=p)
+        ds = [_nth(prim, entry, x, k + j, p) for j in range(1, len(xs) + 1)]
+        wd = _work_dtype(x.dtype)
+        terms = _faa_di_bruno(ds, [v.astype(wd) for v in xs])
+        return y, [v.astype(y.dtype) for v in terms]
+
+    jet.jet_rules[prim] = taylor
+    return prim
+
+
+def _nth(prim: Any, entry: Entry, x: Any, n: int, p: tuple[float, ...]) -> Any:
+    """The derivative of order n at x (working dtype): a primitive up to the top formula, nested
+    JVPs of it beyond."""
+    if n <= _TOP:
+        return prim.bind(x, k=n, p=p)
+    xw = x.astype(_work_dtype(x.dtype))
+
+    def f(v: Any) -> Any:
+        return prim.bind(v, k=_TOP, p=p)
+
+    for _ in range(n - _TOP):
+        f = functools.partial(lambda g, v: jax.jvp(g, (v,), (jnp.ones_like(v),))[1], f)
+    return f(xw)
+
+
+def _faa_di_bruno(ds: list[Any], xs: list[Any]) -> list[Any]:
+    """The Taylor coefficients of f(x(t)), orders 1..K, from those of x(t) (``xs``: a jet rule
+    sees coefficients, t^k's, not derivatives) and f's derivatives at x(0) (``ds``, orders 1..K):
+    f(x0 + u) = sum_j f^(j)(x0) u^j / j!, u = sum_k xs[k] t^k, truncated at t^K."""
+    n = len(xs)
+    a = [None, *xs]
+    b: list[Any] = [0.0] * (n + 1)
+    power = {i: a[i] for i in range(1, n + 1)}  # u^j's coefficients, from t^j up
+    for j in range(1, n + 1):
+        c = ds[j - 1] / math.factorial(j)
+        for m in range(j, n + 1):
+            b[m] = b[m] + c * power[m]
+        power = {m: sum(power[i] * a[m - i] for i in range(j, m)) for m in range(j + 1, n + 1)}
+    return b[1:]
+
+
+_PRIMS = {e.key: _primitive(e) for e in ALL.values() if e.kind == "elementwise"}
 
 
 @functools.cache
 def _elementwise(entry: Entry, p: tuple[float, ...]) -> Any:
-    value, deriv = entry.value, entry.deriv
-
-    @jax.custom_jvp
-    def f(x: Any) -> Any:
-        return _work(value, x, *_args(entry, x, p))
-
-    @f.defjvp
-    def f_jvp(primals: Any, tangents: Any) -> Any:
-        (x,), (t,) = primals, tangents
-        return f(x), _scaled(t, _dwork(deriv, x, *_args(entry, x, p)))
-
-    return jax.jit(f)
+    prim = _PRIMS[entry.key]
+    return jax.jit(lambda x: prim.bind(x, k=0, p=p))
 
 
 @functools.cache
-def _derivative(entry: Entry, p: tuple[float, ...]) -> Any:
-    return jax.jit(lambda x: _work(entry.deriv, x, *_args(entry, x, p)))
+def _derivative(entry: Entry, p: tuple[float, ...], order: int) -> Any:
+    prim = _PRIMS[entry.key]
+    return jax.jit(lambda x: prim.bind(x, k=order, p=p).astype(x.dtype))
 
 
 @functools.cache
 def _prelu(entry: Entry) -> Any:
     # where(x > 0, x, alpha * x) differentiates to the conventions (alpha at 0) by itself.
-    return jax.jit(lambda x, a: _work(entry.value, x, a.astype(jnp.float32) if x.dtype in _HALF else a))
+    def f(x: Any, a: Any) -> Any:
+        if x.dtype in _HALF:
+            return entry.value(O, x.astype(jnp.float32), a.astype(jnp.float32)).astype(x.dtype)
+        return entry.value(O, x, a)
+
+    return jax.jit(f)
+
+
+# -- glu: a primitive of the two halves ---------------------------------------------------------
+
+
+def _glu_parts(which: str, a: Any, b: Any) -> Any:
+    entry = ALL["glu"]
+    if a.dtype in _HALF:  # computed in float32 and rounded once (sigmoid(-20) is 0 in half)
+        return entry.formula_of(which)(O, a.astype(jnp.float32), b.astype(jnp.float32))
+    return entry.formula_of(which)(O, a, b)
+
+
+def _glu_primitive() -> Any:
+    prim = Primitive("kaun_glu")
+
+    def compute(a: Any, b: Any) -> Any:
+        return _glu_parts("value", a, b).astype(a.dtype)
+
+    impl = jax.jit(compute)
+    prim.def_impl(lambda a, b: impl(a, b))
+    prim.def_abstract_eval(lambda a, b: a)
+    mlir.register_lowering(prim, mlir.lower_fun(compute, multiple_results=False))
+    batching.defbroadcasting(prim)
+
+    def rule(i: int) -> Any:
+        def tangent(t: Any, a: Any, b: Any) -> Any:
+            d = _glu_parts("deriv", a, b)[i]
+            return (t.astype(d.dtype) * d).astype(a.dtype)
+
+        return tangent
+
+    ad.defjvp(prim, rule(0), rule(1))
+
+    def taylor(primals: Any, series: Any) -> Any:
+        # the value formula's own series (coefficients in, coefficients out, as a rule's are)
+        return jet.jet(compute, tuple(primals), tuple(series), factorial_scaled=False)
+
+    jet.jet_rules[prim] = taylor
+    return prim
+
+
+_GLU_P = _glu_primitive()
 
 
 @functools.cache
-def _glu(entry: Entry, ax: int) -> Any:
-    @jax.custom_jvp
-    def f(a: Any, b: Any) -> Any:
-        if a.dtype in _HALF:  # computed in float32 and rounded once (sigmoid(-20) is 0 in half)
-            return entry.value(O, a.astype(jnp.float32), b.astype(jnp.float32)).astype(a.dtype)
-        return entry.value(O, a, b)
-
-    @f.defjvp
-    def f_jvp(primals: Any, tangents: Any) -> Any:
-        (a, b), (ta, tb) = primals, tangents
-        da, db = _dwork(entry.deriv, a, b.astype(jnp.float32) if a.dtype in _HALF else b)
-        return f(a, b), _scaled(ta, da) + _scaled(tb, db)
-
+def _glu(ax: int) -> Any:
     def g(x: Any) -> Any:
         # split, not two slices: the transpose of a slice is a pad, and XLA on CPU runs the
         # backward's pad + add 30x slower than split's transpose, one concatenate
-        return f(*jnp.split(x, 2, axis=ax))
+        return _GLU_P.bind(*jnp.split(x, 2, axis=ax))
 
     return jax.jit(g)
 
@@ -128,11 +253,11 @@ class JaxBackend(Backend):
     def elementwise(self, entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
         return _elementwise(entry, p)(x)
 
-    def derivative(self, entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
-        return _derivative(entry, p)(x)
+    def derivative(self, entry: Entry, x: Any, p: tuple[float, ...], order: int = 1) -> Any:
+        return _derivative(entry, p, order)(x)
 
     def prelu(self, entry: Entry, x: Any, alpha: Any) -> Any:
         return _prelu(entry)(x, alpha)
 
     def glu(self, entry: Entry, x: Any, ax: int) -> Any:
-        return _glu(entry, ax)(x)
+        return _glu(ax)(x)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .. import _kernels as K
-from .._core import ALL, HALF, Entry, dtype_name, halves
+from .._core import ALL, HALF, ORDERS, Entry, dtype_name, halves
 from ._base import Backend
 
 
@@ -109,11 +109,12 @@ class NumpyBackend(Backend):
             return self.formula(entry, "value", (x,), p)
         return _same_kind(x, run(c.value, c, x))
 
-    def derivative(self, entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
+    def derivative(self, entry: Entry, x: Any, p: tuple[float, ...], order: int = 1) -> Any:
         c = self._kernel(entry, x, p)
-        if c is None:
-            return self.formula(entry, "deriv", (x,), p)
-        return _same_kind(x, run(c.deriv, c, x))
+        fns = None if c is None else c.order(order)
+        if fns is None:
+            return self.formula(entry, ORDERS[order], (x,), p)
+        return _same_kind(x, run(fns[0], c, x))  # type: ignore[arg-type]
 
     def vjp(self, entry: Entry, x: Any, g: Any, p: tuple[float, ...]) -> Any:
         """g * f'(x) in one pass (g of x's shape and dtype)."""

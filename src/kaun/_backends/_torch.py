@@ -9,7 +9,9 @@ Which path serves a call (``_cpu`` and ``_eager`` decide, per call, without read
   (not under ``torch.compile``, ``torch.func`` or forward-mode AD). Without autograd the value
   kernel writes a fresh tensor; with autograd, one ``autograd.Function`` per activation saves
   only x, and its backward is the vjp kernel (g f'(x) in one pass) or, when a graph is being
-  built (``create_graph``, double backward), the derivative formula in torch operations.
+  built (``create_graph``, double backward), g times the ``autograd.Function`` of the first
+  derivative, whose own backward reaches the second the same way, and that one the third (the
+  entry's formulas, kaun._core.ORDERS); past the third order, autograd of the third's formula.
 * **formula** in torch operations (kaun._ir's Python lowering of the formula's graph: constants
   as literals, shared subexpressions once): everything else (meta and CUDA tensors, FakeTensor,
   DTensor and other subclasses, ``torch.compile`` (which fuses it), ``torch.export``,
@@ -27,7 +29,7 @@ from torch.autograd import forward_ad as _fwd_ad
 
 from .. import _ir
 from .. import _kernels as K
-from .._core import ALL, Entry, halves
+from .._core import ALL, ORDERS, Entry, halves
 from ._base import Backend
 
 _HALF = (torch.float16, torch.bfloat16)
@@ -118,10 +120,10 @@ def _run(fn: int, c: K.Compiled, x: Any, g: Any = None) -> Any:
 
 
 def _lower(e: Entry, which: str, prec: int, structure: tuple[Any, ...]) -> Any:
-    """e's formula ("value" or "deriv") as kaun._ir's Python lowering, for prepared arguments of
-    this structure (None where a run-time scalar goes)."""
+    """e's formula ``which`` (kaun._core.ORDERS) as kaun._ir's Python lowering, for prepared
+    arguments of this structure (None where a run-time scalar goes)."""
     args = tuple(0.0 if v is None else v for v in structure)
-    g = _ir.trace(e.value if which == "value" else e.deriv, e.nin, args, prec)
+    g = _ir.trace(e.formula_of(which), e.nin, args, prec)
     return _LOWERED.setdefault((e.key, which, prec, structure), _ir.python_function(g))
 
 
@@ -131,7 +133,7 @@ _LOWERED: dict[Any, Any] = {}
 for _e in ALL.values():
     for _p in _e.forms_params():
         for _prec in (32, 64):
-            for _which in ("value", "deriv"):
+            for _which in ORDERS if _e.kind == "elementwise" else ORDERS[:2]:
                 _lower(_e, _which, _prec, _e.structure(_e.prep(_p, _prec)))
 
 
@@ -170,25 +172,34 @@ def _kernel(entry: Entry, x: Any, p: tuple[float, ...]) -> K.Compiled | None:
     return K.compiled(entry, p, _IO[x.dtype])
 
 
-def _value(entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
+def _value(entry: Entry, x: Any, p: tuple[float, ...], k: int = 0) -> Any:
+    """f(x), or its derivative of order k, rounded to x's dtype."""
     c = _kernel(entry, x, p)
     if c is not None:
-        return _run(c.value, c, x)
-    return _round(_work(entry, "value", (x,), _args(entry, x, p)), x.dtype)
+        fns = (c.value, c.vjp) if k == 0 else c.order(k)
+        if fns is not None:
+            return _run(fns[0], c, x)
+    return _round(_work(entry, ORDERS[k], (x,), _args(entry, x, p)), x.dtype)
 
 
-def _grad(entry: Entry, g: Any, x: Any, p: tuple[float, ...]) -> Any:
-    """g f'(x): the vjp kernel where no graph is being built, the formula otherwise."""
+def _grad(entry: Entry, g: Any, x: Any, p: tuple[float, ...], k: int = 1) -> Any:
+    """g f^(k)(x): the vjp kernel where no graph is being built; where one is, g times the
+    Function of order k (for k < 3; the formula in torch operations for k = 3), so that the
+    next derivative is again the entry's formula."""
     if not torch.is_grad_enabled() and _eager() and _cpu(g):
         c = _kernel(entry, x, p)
-        if c is not None:
-            return _run(c.vjp, c, x, g)
-    return _scaled(g, _work(entry, "deriv", (x,), _args(entry, x, p)))
+        fns = None if c is None else c.order(k)
+        if c is not None and fns is not None:
+            return _run(fns[1], c, x, g)
+    if k < len(ORDERS) - 1 and torch.is_grad_enabled():
+        return _scaled(g, _apply(_FNS[entry.key][k], x, _hex(p)))
+    return _scaled(g, _work(entry, ORDERS[k], (x,), _args(entry, x, p)))
 
 
-def _function(entry: Entry) -> tuple[Any, Any]:
-    """The autograd.Function of an elementwise entry: for eager use (with a jvp rule, for
-    forward-mode AD and torch.func) and for torch.compile (without: dynamo cannot trace a
+def _function(entry: Entry, k: int) -> tuple[Any, Any]:
+    """The autograd.Function of an elementwise entry's formula of order k (0: the value, 1 and
+    2: the derivatives; its backward and jvp reach order k + 1): for eager use (with a jvp rule,
+    for forward-mode AD and torch.func) and for torch.compile (without: dynamo cannot trace a
     Function that has one)."""
     # dynamo cannot wrap an Entry: the methods find it by key in a plain dict.
     name = entry.key
@@ -198,7 +209,7 @@ def _function(entry: Entry) -> tuple[Any, Any]:
 
         @staticmethod
         def forward(x: Any, h: tuple[str, ...]) -> Any:
-            return _value(ALL[name], x, _floats(h))
+            return _value(ALL[name], x, _floats(h), k)
 
         @staticmethod
         def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
@@ -209,9 +220,17 @@ def _function(entry: Entry) -> tuple[Any, Any]:
         @staticmethod
         def backward(ctx: Any, g: Any) -> Any:
             (x,) = ctx.saved_tensors
-            return _grad(ALL[name], g, x, ctx.p), None
+            return _grad(ALL[name], g, x, ctx.p, k + 1), None
 
     class Fn(FnC):
+        # elementwise: vmap applies the Function to the batched tensor itself (torch's generated
+        # rule cannot take a Function applied inside another's backward, as the next order is)
+        generate_vmap_rule = False
+
+        @staticmethod
+        def vmap(info: Any, in_dims: Any, x: Any, h: tuple[str, ...]) -> Any:
+            return _apply(_FNS[name][k], x, h), in_dims[0]
+
         @staticmethod
         def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
             FnC.setup_context(ctx, inputs, output)
@@ -222,10 +241,13 @@ def _function(entry: Entry) -> tuple[Any, Any]:
         def jvp(ctx: Any, tx: Any, _: Any) -> Any:
             (x,) = ctx.saved_tensors
             e = ALL[name]
-            return _scaled(tx, _work(e, "deriv", (x,), _args(e, x, ctx.p)))
+            if k + 1 < len(ORDERS) - 1:
+                return _scaled(tx, _apply(_FNS[name][k + 1], x, _hex(ctx.p)))
+            return _scaled(tx, _work(e, ORDERS[k + 1], (x,), _args(e, x, ctx.p)))
 
-    Fn.__name__ = Fn.__qualname__ = f"kaun_{name}"
-    FnC.__name__ = FnC.__qualname__ = f"kaun_{name}_compiled"
+    suffix = "" if k == 0 else f"_d{k}"
+    Fn.__name__ = Fn.__qualname__ = f"kaun_{name}{suffix}"
+    FnC.__name__ = FnC.__qualname__ = f"kaun_{name}{suffix}_compiled"
     return Fn, FnC
 
 
@@ -415,7 +437,8 @@ def _prelu_function() -> tuple[Any, Any]:
 
 # Built once at import for every entry, so that torch.compile finds plain dict look-ups (it
 # cannot trace the creation of a class).
-_FNS = {e.key: _function(e) for e in ALL.values() if e.kind == "elementwise"}
+# (per entry: the Functions of orders 0, 1 and 2)
+_FNS = {e.key: [_function(e, k) for k in range(3)] for e in ALL.values() if e.kind == "elementwise"}
 _GLU = _glu_function()
 _PRELU = _prelu_function()
 _FLOATS = frozenset(_IO)
@@ -442,7 +465,7 @@ class TorchBackend(Backend):
             if y is not None:
                 return y
         if _function_path(x):
-            return _apply(_FNS[entry.key], x, _hex(p))
+            return _apply(_FNS[entry.key][0], x, _hex(p))
         return _value(entry, x, p)
 
     def fast(self, entry: Entry, p: tuple[float, ...]) -> Any:
@@ -455,7 +478,7 @@ class TorchBackend(Backend):
         if torch.compiler.is_compiling():  # (built by an eager call, never inside a trace)
             return None
         kernels: dict[Any, K.Compiled | None] = {}  # by dtype, filled on first use
-        fns, h = _FNS[entry.key], _hex(p)
+        fns, h = _FNS[entry.key][0], _hex(p)
         run = K.runtime().kaun_run_flat
         threads, grad, compiling = torch.get_num_threads, torch.is_grad_enabled, torch.compiler.is_compiling
         functorch, nt, empty_like = torch._C._are_functorch_transforms_active, K.torch_threads, torch.empty_like
@@ -487,12 +510,12 @@ class TorchBackend(Backend):
 
         return f
 
-    def derivative(self, entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
-        if not _needs_grad(x):
-            c = _kernel(entry, x, p)
-            if c is not None:
-                return _run(c.deriv, c, x)
-        return _round(_work(entry, "deriv", (x,), _args(entry, x, p)), x.dtype)
+    def derivative(self, entry: Entry, x: Any, p: tuple[float, ...], order: int = 1) -> Any:
+        if order < len(ORDERS) - 1 and _function_path(x):  # differentiable to the next order
+            return _apply(_FNS[entry.key][order], x, _hex(p))
+        if _needs_grad(x):  # the third: autograd of its formula
+            return _round(_work(entry, ORDERS[order], (x,), _args(entry, x, p)), x.dtype)
+        return _value(entry, x, p, order)
 
     def prelu(self, entry: Entry, x: Any, alpha: Any) -> Any:
         # (the common eager call first: each mode check costs a call)

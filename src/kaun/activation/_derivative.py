@@ -24,11 +24,13 @@ def _entry_of(fn: Any) -> Entry:
     return entry
 
 
-def derivative(fn: Callable[..., Any]) -> Callable[..., Any]:
+def derivative(fn: Callable[..., Any], order: int = 1) -> Callable[..., Any]:
     """The derivative of a kaun activation, evaluated by its own formula (no autodiff).
 
     - Elementwise functions: ``derivative(f)(x, **params)`` is ``f'(x)``, elementwise, with the
-      same hyper-parameters as ``f`` and the same conventions at kinks as autodiff gives.
+      same hyper-parameters as ``f`` and the same conventions at kinks as autodiff gives;
+      ``derivative(f, order=2)`` is the second derivative and ``order=3`` the third: the
+      formulas that torch's double and triple backward and JAX's nested ``grad``/``jvp`` reach.
     - ``derivative(prelu)(x, alpha, g)`` is the vector-Jacobian product ``(dL/dx, dL/dalpha)`` for
       the cotangent ``g`` (dL/dalpha summed over alpha's broadcast axes; a float for a number alpha).
     - ``derivative(glu)(x, g, axis=-1)`` is the vector-Jacobian product ``dL/dx`` for the
@@ -40,8 +42,17 @@ def derivative(fn: Callable[..., Any]) -> Callable[..., Any]:
         >>> dg = A.derivative(A.gelu)
         >>> dg(np.array([0.0]))
         array([0.5])
+        >>> A.derivative(A.gelu, order=2)(np.array([0.0]))
+        array([0.79788456])
     """
     entry = _entry_of(fn)
+    if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= 3:
+        raise ValueError(f"kaun.activation.derivative: order must be 1, 2 or 3, got {order!r}")
+    if order > 1 and entry.kind != "elementwise":
+        raise ValueError(
+            f"kaun.activation.derivative: order {order} is for the elementwise functions; "
+            f"{entry.qualname} has order 1 here (differentiate its gradient with torch or JAX)"
+        )
     if entry.kind == "glu":
         return _glu_vjp(entry)
     if entry.kind == "prelu":
@@ -54,10 +65,10 @@ def derivative(fn: Callable[..., Any]) -> Callable[..., Any]:
         be, x = prepare(entry, x)
         p = hyper(entry, tuple(params.get(n, v) for n, v in entry.params))
         check_float32_range(entry, x, p)
-        return be.derivative(entry, x, p)
+        return be.derivative(entry, x, p, order)
 
-    d.__name__ = f"d_{entry.name}"
-    d.__doc__ = f"Derivative of {entry.qualname}: see derivative()."
+    d.__name__ = f"d{order if order > 1 else ''}_{entry.name}"
+    d.__doc__ = f"Derivative of order {order} of {entry.qualname}: see derivative()."
     return d
 
 
