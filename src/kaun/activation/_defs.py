@@ -70,6 +70,38 @@ def _fin(o: Any, x: Array) -> Array:
     return o.clip(x, -b, b)
 
 
+# -- the sigmoid's derivatives, for the higher orders of every function built on it --------------
+# With t = exp(-|x|) and r = 1 / (1 + t), the sigmoid's derivatives s1, s2, s3 are
+#   s1 = t r^2,  s2 = -sign(x) t (1 - t) r^3,  s3 = t r^4 (t^2 - 4t + 1) = t r^4 (t - t0)(t - t1),
+# t0 = 2 - sqrt(3) = exp(-X0), t1 = 2 + sqrt(3). 1 - t is -expm1(-|x|) (exact as |x| -> 0, where
+# s2 ~ -x/8) and t - t0 is t0 expm1(X0 - |x|) (exact next to the zeros of s3 at +-X0), so each
+# keeps its relative precision everywhere. Each comes divided by sc (t = ts sc, ts normal; see
+# sp.exp_neg): multiplying by x and then by sc keeps x s2 precise where t is subnormal and x t is not.
+getcontext().prec = 50
+_X0 = (Decimal(2) + Decimal(3).sqrt()).ln()
+_T0, _T1 = float(Decimal(2) - Decimal(3).sqrt()), float(Decimal(2) + Decimal(3).sqrt())
+_X0_SPLIT = {p: (h, float(_X0 - Decimal(h))) for p, h in (
+    (32, sp.round_const(float(_X0), 32)[0]), (64, float(_X0)))}
+
+
+def _sig_parts(o: Any, x: Array) -> tuple[Array, Array, Array, Array, Array, Array]:
+    """(pos, na, ts, sc, t, r): x >= 0, -|x|, t = exp(-|x|) = ts sc (ts normal), r = 1 / (1 + t)."""
+    pos, na = _nabs(o, x)
+    ts, sc = sp.exp_neg(o, -na)
+    t = ts * sc
+    return pos, na, ts, sc, t, 1.0 / (1.0 + t)
+
+
+def _sig_derivs(o: Any, x: Array) -> tuple[Array, Array, Array, Array]:
+    """(s1 / sc, s2 / sc, s3 / sc, sc) at x (see above)."""
+    pos, na, ts, sc, t, r = _sig_parts(o, x)
+    d1 = ts * r * r
+    u = (d1 * -o.expm1(na)) * r
+    x0h, x0l = _X0_SPLIT[o.prec(x)]
+    d3 = (d1 * r * r) * ((_T0 * o.expm1((x0h + na) + x0l)) * (t - _T1))
+    return d1, o.where(pos, -u, u), d3, sc
+
+
 # ================================ Standard activations ========================================
 
 
@@ -110,7 +142,18 @@ def _d_sigmoid(o: Any, x: Array) -> Array:
     return (t * r) * r
 
 
-_SIGMOID = Entry("sigmoid", "standard", "1 / (1 + exp(-x))", _sigmoid, _d_sigmoid, smooth=True)
+def _d2_sigmoid(o: Any, x: Array) -> Array:
+    _, d2, _, sc = _sig_derivs(o, x)
+    return d2 * sc
+
+
+def _d3_sigmoid(o: Any, x: Array) -> Array:
+    _, _, d3, sc = _sig_derivs(o, x)
+    return d3 * sc
+
+
+_SIGMOID = Entry("sigmoid", "standard", "1 / (1 + exp(-x))", _sigmoid, _d_sigmoid, smooth=True,
+                 deriv2=_d2_sigmoid, deriv3=_d3_sigmoid)
 
 
 @_register(_SIGMOID)
@@ -139,7 +182,20 @@ def _d_tanh(o: Any, x: Array) -> Array:
     return ((4.0 * ts) * r * r) * sc
 
 
-_TANH = Entry("tanh", "standard", "tanh(x)", _tanh, _d_tanh, smooth=True)
+def _d2_tanh(o: Any, x: Array) -> Array:
+    # tanh(x) = 2 sigmoid(2x) - 1; the factor before sc (a result near the smallest normal must
+    # not pass through a subnormal: XLA flushes those)
+    _, d2, _, sc = _sig_derivs(o, 2.0 * x)
+    return (8.0 * d2) * sc
+
+
+def _d3_tanh(o: Any, x: Array) -> Array:
+    _, _, d3, sc = _sig_derivs(o, 2.0 * x)
+    return (16.0 * d3) * sc
+
+
+_TANH = Entry("tanh", "standard", "tanh(x)", _tanh, _d_tanh, smooth=True, deriv2=_d2_tanh,
+              deriv3=_d3_tanh)
 
 
 @_register(_TANH)
@@ -598,8 +654,38 @@ def _d_gelu(o: Any, x: Array) -> Array:
     return (0.5 * e + xc * g * _INV_SQRT_2PI) * sc
 
 
+def _phi_scaled(o: Any, x: Array) -> tuple[Array, Array, Array]:
+    """(xc, g, sc): x clipped to [-40, 40] and exp(-x^2/2) = g sc, g normal (sp.gauss_scaled),
+    with the rounding of x/sqrt2 carried. Past |x| = 40 the Gaussian is 0 in every dtype."""
+    c_hi, c_lo = _GELU_C[o.prec(x)]
+    xc = o.clip(x, -40.0, 40.0)
+    p, e = sp.two_prod_const(o, xc, c_hi)
+    g, sc = sp.gauss_scaled(o, p, e + xc * c_lo)
+    return xc, g, sc
+
+
+_SQRT2_SPLIT = {p: (h, float(Decimal(2).sqrt() - Decimal(h))) for p, h in (
+    (32, sp.round_const(math.sqrt(2.0), 32)[0]), (64, math.sqrt(2.0)))}
+
+
+def _d2_gelu(o: Any, x: Array) -> Array:
+    # phi(x) (2 - x^2), with 2 - x^2 = (sqrt2 - |x|)(sqrt2 + |x|): exact next to the zeros at +-sqrt2
+    xc, g, sc = _phi_scaled(o, x)
+    s_hi, s_lo = _SQRT2_SPLIT[o.prec(x)]
+    a = o.abs(xc)
+    return ((_INV_SQRT_2PI * g) * (((s_hi - a) + s_lo) * (s_hi + a))) * sc
+
+
+def _d3_gelu(o: Any, x: Array) -> Array:
+    # x phi(x) (x^2 - 4) = x phi(x) (|x| - 2)(|x| + 2)
+    xc, g, sc = _phi_scaled(o, x)
+    a = o.abs(xc)
+    return ((_INV_SQRT_2PI * g) * (xc * ((a - 2.0) * (a + 2.0)))) * sc
+
+
 _GELU = Entry(
-    "gelu", "smooth", "0.5 * x * (1 + erf(x / sqrt(2)))", _gelu, _d_gelu, smooth=True
+    "gelu", "smooth", "0.5 * x * (1 + erf(x / sqrt(2)))", _gelu, _d_gelu, smooth=True,
+    deriv2=_d2_gelu, deriv3=_d3_gelu,
 )
 
 
@@ -688,9 +774,45 @@ def _d_gelu_approx(o: Any, x: Array) -> Array:
     return o.where(pos, d_pos, d_neg)
 
 
+def _gelu_approx_high(o: Any, x: Array, order: int) -> Array:
+    """The second or third derivative of x s(v), v = c (x + k x^3) (c = 2 sqrt(2/pi)), from the
+    sigmoid's derivatives in t = exp(-|v|), r = 1 / (1 + t), em = 1 - t (as for the sigmoid, see
+    _sig_derivs), with their common factor out:
+        order 2:  t r^3 [(1 + t)(2v' + x v'') - |x| v'^2 em],
+        order 3:  t r^4 [(1 + t)^2 (3v'' + x v''') - 3 sign(x) v' (v' + x v'') em (1 + t)
+                         + x v'^3 (t - t0)(t - t1)].
+    Every term is O(x) as x -> 0 (nothing subnormal where the result is not). v = vh + vl: the
+    rounding vl enters as the factor (1 - sign(v) vl), the tails' d/dv of exp(-|v|)."""
+    (ch, _), (kh, _) = _GA_CONST[o.prec(x)]
+    xc, vh, vl, dv = _gelu_approx_v(o, x)
+    pos, na, ts, sc, t, r = _sig_parts(o, vh)
+    em = -o.expm1(na)
+    c3 = 6.0 * ch * kh  # v'''
+    ddv = c3 * xc
+    if order == 2:
+        br = (1.0 + t) * (2.0 * dv + xc * ddv) - ((o.abs(xc) * dv) * dv) * em
+        u = (ts * r * r * r) * br
+    else:
+        x0h, x0l = _X0_SPLIT[o.prec(x)]
+        tt = (_T0 * o.expm1((x0h + na) + x0l)) * (t - _T1)
+        mid = (3.0 * dv) * (dv + xc * ddv) * (em * (1.0 + t))
+        br = ((1.0 + t) * (1.0 + t)) * (3.0 * ddv + xc * c3) + o.where(pos, -mid, mid) \
+            + ((xc * dv) * dv) * dv * tt
+        u = (ts * r * r * r * r) * br
+    return o.where(pos, u - u * vl, u + u * vl) * sc
+
+
+def _d2_gelu_approx(o: Any, x: Array) -> Array:
+    return _gelu_approx_high(o, x, 2)
+
+
+def _d3_gelu_approx(o: Any, x: Array) -> Array:
+    return _gelu_approx_high(o, x, 3)
+
+
 _GELU_APPROX = Entry(
     "gelu_approx", "smooth", "0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))",
-    _gelu_approx, _d_gelu_approx, smooth=True,
+    _gelu_approx, _d_gelu_approx, smooth=True, deriv2=_d2_gelu_approx, deriv3=_d3_gelu_approx,
 )
 
 
@@ -728,7 +850,30 @@ def _d_silu(o: Any, x: Array) -> Array:
     return o.where(pos, r * (1.0 + xc * t * r), ((ts * r) * (1.0 + xc * r)) * sc)
 
 
-_SILU = Entry("silu", "smooth", "x * sigmoid(x)", _silu, _d_silu, smooth=True)
+def _d2_silu(o: Any, x: Array) -> Array:
+    # 2 s1 + x s2 = t r^3 ((2 - a) + t (2 + a)), a = |x|: 2 - a is exact next to the zeros at
+    # +-2.3994, where the two terms cancel; sc applied last (a t is normal where t is not); a is
+    # clipped where t is 0 anyway, so that nothing overflows
+    pos, na, ts, sc, t, r = _sig_parts(o, _fin(o, x))
+    a = o.clip(-na, None, 1e4)
+    return ((ts * r * r * r) * ((2.0 - a) + t * (2.0 + a))) * sc
+
+
+def _d3_silu(o: Any, x: Array) -> Array:
+    # 3 s2 + x s3 = sign(x) t r^4 B, B = (a - 3) + t (t (a + 3) - 4a): exact next to the zeros at
+    # +-3.4358; as x -> 0 the same B in em = 1 - t = -expm1(-a), em (em (a + 3) - (6 - 2a)) - 2a,
+    # which does not cancel (B ~ -8a)
+    pos, na, ts, sc, t, r = _sig_parts(o, _fin(o, x))
+    a = o.clip(-na, None, 1e4)
+    em = -o.expm1(na)
+    b = o.where(a < 1.5, em * (em * (a + 3.0) - (6.0 - 2.0 * a)) - 2.0 * a,
+                (a - 3.0) + t * (t * (a + 3.0) - 4.0 * a))
+    u = (ts * r * r * r * r) * b
+    return o.where(pos, u, -u) * sc
+
+
+_SILU = Entry("silu", "smooth", "x * sigmoid(x)", _silu, _d_silu, smooth=True, deriv2=_d2_silu,
+              deriv3=_d3_silu)
 
 
 @_register(_SILU)
@@ -813,7 +958,47 @@ def _d_mish(o: Any, x: Array) -> Array:
     return o.where(pos, d_pos, d_neg)
 
 
-_MISH = Entry("mish", "smooth", "x * tanh(softplus(x))", _mish, _d_mish, smooth=True)
+# mish = x g, g = tanh(softplus(x)) = 1 - 2 / D, D = w^2 + 2w + 2, w = exp(x):
+#   h = g' = 4w (w + 1) / D^2,  h' = 4w B1 / D^3,  h'' = 4w B2 / D^4,
+#   B1 = -2w^3 - 3w^2 + 2w + 2,  B2 = 4w^5 + 5w^4 - 24w^3 - 32w^2 + 4,
+#   mish'' = 2h + x h',  mish''' = 3h' + x h''.
+# For x < 0 in w = t = exp(x) (scaled: x t is normal where t is not); for x >= 0 the same divided
+# through by powers of w, in t = exp(-x) and E = 1 + 2t + 2t^2, where h, h', h'' carry a factor
+# exp(-2x), taken scaled (sp.exp_neg of 2x) so that x exp(-2x) keeps its precision:
+#   h = 4 e2 (1 + t) / E^2,  h' = 4 e2 A1 / E^3,  h'' = 4 e2 A2 / E^4,
+#   A1 = -2 - 3t + 2t^2 + 2t^3,  A2 = 4 + 5t - 24t^2 - 32t^3 + 4t^5.
+def _mish_high(o: Any, x: Array, order: int) -> Array:
+    xc = _fin(o, x)
+    pos, na, ts, sc, t, _ = _sig_parts(o, xc)
+    e2s, sc2 = sp.exp_neg(o, -2.0 * na)  # exp(-2|x|) = e2s sc2
+    # x clipped where the exponentials are 0 already (x times a coefficient would overflow there)
+    xp, xn = o.clip(xc, 0.0, 1e4), o.clip(xc, -1e4, 0.0)
+    t2 = t * t
+    e = 1.0 + 2.0 * t + 2.0 * t2
+    a1 = (2.0 * t2 - 2.0) + t * (2.0 * t2 - 3.0)
+    d = t2 + 2.0 * t + 2.0
+    b1 = (2.0 - 3.0 * t2) + t * (2.0 - 2.0 * t2)
+    if order == 2:
+        hp = (4.0 * e2s) / (e * e * e) * (2.0 * (1.0 + t) * e + xp * a1)
+        hn = (4.0 * ts) / (d * d * d) * (2.0 * (t + 1.0) * d + xn * b1)
+    else:
+        a2 = 4.0 + t * (5.0 + t * (-24.0 + t * (-32.0 + 4.0 * t2)))
+        b2 = 4.0 + t2 * (-32.0 + t * (-24.0 + t * (5.0 + 4.0 * t)))
+        hp = (4.0 * e2s) / (e * e * e * e) * (3.0 * a1 * e + xp * a2)
+        hn = (4.0 * ts) / (d * d * d * d) * (3.0 * b1 * d + xn * b2)
+    return o.where(pos, hp * sc2, hn * sc)
+
+
+def _d2_mish(o: Any, x: Array) -> Array:
+    return _mish_high(o, x, 2)
+
+
+def _d3_mish(o: Any, x: Array) -> Array:
+    return _mish_high(o, x, 3)
+
+
+_MISH = Entry("mish", "smooth", "x * tanh(softplus(x))", _mish, _d_mish, smooth=True,
+              deriv2=_d2_mish, deriv3=_d3_mish)
 
 
 @_register(_MISH)
@@ -840,7 +1025,8 @@ def _d_softplus(o: Any, x: Array) -> Array:
     return _sig(o, x)[0]
 
 
-_SOFTPLUS = Entry("softplus", "smooth", "log(1 + exp(x))", _softplus, _d_softplus, smooth=True)
+_SOFTPLUS = Entry("softplus", "smooth", "log(1 + exp(x))", _softplus, _d_softplus, smooth=True,
+                  deriv2=_d_sigmoid, deriv3=_d2_sigmoid)
 
 
 @_register(_SOFTPLUS)
@@ -866,7 +1052,20 @@ def _d_softsign(o: Any, x: Array) -> Array:
     return r * r
 
 
-_SOFTSIGN = Entry("softsign", "smooth", "x / (|x| + 1)", _softsign, _d_softsign, smooth=True)
+def _d2_softsign(o: Any, x: Array) -> Array:
+    # -2 sign(x) r^3 (the x < 0 side at 0: 2), the factor first: 2 r^3 is normal where r^3 is not
+    r = 1.0 / (1.0 + o.abs(x))
+    u = ((2.0 * r) * r) * r
+    return o.where(x > 0.0, -u, u)
+
+
+def _d3_softsign(o: Any, x: Array) -> Array:
+    r = 1.0 / (1.0 + o.abs(x))
+    return (((6.0 * r) * r) * r) * r
+
+
+_SOFTSIGN = Entry("softsign", "smooth", "x / (|x| + 1)", _softsign, _d_softsign, smooth=True,
+                  deriv2=_d2_softsign, deriv3=_d3_softsign)
 
 
 @_register(_SOFTSIGN)
@@ -920,10 +1119,28 @@ def _d_squareplus(o: Any, x: Array, zero: bool, b: float, sb: float, qb: float) 
     return o.where(xc >= 0.0, 0.5 + 0.5 * (xc / r), (qb / r) / (0.5 * r - 0.5 * o.clip(xc, None, 0.0)))
 
 
+def _d2_squareplus(o: Any, x: Array, zero: bool, b: float, sb: float, qb: float) -> Array:
+    # b / (2 r^3), one factor at a time (r^3 overflows where the result is merely tiny)
+    if zero:
+        return o.mask(x < x, x)  # relu's: 0
+    # by the reciprocal: XLA rewrites a / r / r into a / (r * r), which underflows early
+    ir = 1.0 / _sqp_root(o, _fin(o, x), b, sb)
+    return ((2.0 * qb) * ir) * ir * ir
+
+
+def _d3_squareplus(o: Any, x: Array, zero: bool, b: float, sb: float, qb: float) -> Array:
+    # -3 b x / (2 r^5) = -(3b/2) (x / r) / r^4
+    if zero:
+        return o.mask(x < x, x)
+    xc = _fin(o, x)
+    ir = 1.0 / _sqp_root(o, xc, b, sb)
+    return ((((-6.0 * qb) * (xc * ir)) * ir) * ir) * ir * ir
+
+
 _SQUAREPLUS = Entry(
     "squareplus", "smooth", "0.5 * (x + sqrt(x^2 + b))", _squareplus, _d_squareplus,
     params=(("b", 4.0),), check=_check_squareplus, smooth=True, prep=_prep_squareplus,
-    forms=((0.0,),),
+    forms=((0.0,),), deriv2=_d2_squareplus, deriv3=_d3_squareplus,
 )
 
 
@@ -954,9 +1171,17 @@ def _d_log_sigmoid(o: Any, x: Array) -> Array:
     return _sig(o, x)[1]
 
 
+def _d2_log_sigmoid(o: Any, x: Array) -> Array:
+    return -_d_sigmoid(o, x)  # (sigmoid(-x))' = -sigmoid'(x), an even function
+
+
+def _d3_log_sigmoid(o: Any, x: Array) -> Array:
+    return -_d2_sigmoid(o, x)
+
+
 _LOG_SIGMOID = Entry(
     "log_sigmoid", "smooth", "log(sigmoid(x)) = -softplus(-x)", _log_sigmoid, _d_log_sigmoid,
-    smooth=True,
+    smooth=True, deriv2=_d2_log_sigmoid, deriv3=_d3_log_sigmoid,
 )
 
 
@@ -1033,6 +1258,8 @@ def _d_sparse_plus(o: Any, x: Array) -> Array:
 _SPARSE_PLUS = Entry(
     "sparse_plus", "sparse", "x if x >= 1; 0 if x <= -1; 0.25 * (x + 1)^2 otherwise",
     _sparse_plus, _d_sparse_plus,
+    # sparse_sigmoid's derivative (0 at +-1, the conventions' saturated side), not clip's 0.5 there
+    deriv2=lambda o, x: _d_sparse_sigmoid(o, x),
 )
 
 
