@@ -269,8 +269,11 @@ def function_section(e: Entry, img_dir: str) -> str:
     out.append(f"**Derivative:** {deriv}")
     if e.smooth:
         out.append("A NaN input gives a NaN derivative, never a silent 0.")
+    higher = (f" `A.derivative(A.{e.name}, order=2)` and `order=3` give the second and third "
+              "derivatives, which torch's double and triple backward and JAX's nested `grad` "
+              "reach too." if e.kind == "elementwise" else "")
     out.append(f"The same values come from `A.derivative(A.{e.name})`, `torch.autograd` and "
-               "`jax.grad` (first and second order).")
+               f"`jax.grad` (to any order).{higher}")
     out.append("")
     if e.kind == "glu":
         out.append(
@@ -444,9 +447,9 @@ NumPy.
 
 | input | how it runs | derivatives |
 |---|---|---|
-| NumPy `ndarray`, Python numbers, lists | NumPy ufuncs | `A.derivative(f)` |
-| `torch.Tensor` (CPU, CUDA, `DTensor`) | one `torch.autograd.Function` per function, saving only `x` | `torch.autograd`, `torch.func` (first and second order) |
-| `jax.Array`, tracers (`jit`, `grad`, `vmap`) | one jitted `custom_jvp` per function | `jax.grad`, `jvp`, `vjp`, `vmap` (first and second order) |
+| NumPy `ndarray`, Python numbers, lists | compiled kernels (NumPy ufuncs without a compiler) | `A.derivative(f, order=1, 2 or 3)` |
+| `torch.Tensor` (CPU, CUDA, `DTensor`) | one `torch.autograd.Function` per function and order, saving only `x` | `torch.autograd`, `torch.func` (any order; orders 2 and 3 are kaun's formulas) |
+| `jax.Array`, tracers (`jit`, `grad`, `vmap`) | one JAX primitive per function, jitted | `jax.grad`, `jvp`, `vjp`, `vmap`, `jax.experimental.jet` (any order; orders 2 and 3 are kaun's formulas) |
 | `dask.array.Array` | lazily, chunk by chunk (`map_blocks`), each chunk through kaun | `A.derivative(f)` (lazy too) |
 | any Array API array (CuPy, array-api-strict, ...) | the array's own namespace | `A.derivative(f)` |
 
@@ -460,6 +463,7 @@ import kaun.nn
 x = torch.randn(8, 16, requires_grad=True)
 A.gelu(x).sum().backward()                  # torch.autograd, through kaun's own derivative
 torch.func.grad(lambda t: A.mish(t).sum())(x)
+torch.func.vmap(torch.func.hessian(A.tanh))(x[0])   # the second derivative: kaun's formula
 
 net = torch.nn.Sequential(
     torch.nn.Linear(16, 32), kaun.nn.PReLU(num_parameters=32),
@@ -496,7 +500,20 @@ x = jnp.linspace(-3.0, 3.0, 7)
 jax.jit(A.gelu)(x)
 jax.grad(lambda t: A.softplus(t).sum())(x)
 jax.vmap(jax.grad(A.silu))(x)
-jax.jit(jax.grad(jax.grad(A.mish)))(1.0)     # second order
+jax.jit(jax.grad(jax.grad(A.mish)))(1.0)     # the second derivative: kaun's formula
+```
+
+Second and third derivatives are formulas of their own (as accurate as the first), which nested
+`grad`/`jvp`/`hessian` reach, and so does Taylor mode, `jax.experimental.jet`: kaun's functions
+are JAX primitives with a jet rule built from those formulas. (JAX 0.10's jet fails with an
+`UnexpectedTracerError` on any `custom_jvp` function, `jax.nn.softplus` and `jax.nn.mish`
+among them; for such a function of your own, nest `jax.jvp` instead: the n-th derivative along
+a direction is n nested `jvp`s.)
+
+```python
+from jax.experimental import jet
+
+y, (d1, d2, d3) = jet.jet(A.gelu, (x,), ((jnp.ones_like(x), jnp.zeros_like(x), jnp.zeros_like(x)),))
 ```
 
 ### Sharded arrays

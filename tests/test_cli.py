@@ -91,6 +91,17 @@ def test_eval_derivative_and_params(capsys: pytest.CaptureFixture[str]) -> None:
     assert rc == 0 and table(out) == [(-2.0, "0.1"), (3.0, "1.0")]
 
 
+def test_eval_higher_orders(capsys: pytest.CaptureFixture[str]) -> None:
+    x = np.array([-1.0, 0.0, 1.4142])
+    for order in (2, 3):
+        rc, out, _ = run(capsys, "eval", "gelu", "-1", "0", "1.4142", "--order", str(order))
+        assert rc == 0
+        assert out.splitlines()[0] == f"# gelu{chr(39) * order}(x), float64, numpy"
+        assert [float(y) for _, y in table(out)] == A.derivative(A.gelu, order=order)(x).tolist()
+    rc, out, _ = run(capsys, "eval", "squareplus", "2", "--param", "b=9", "--order", "2", "--backend", "torch")
+    assert rc == 0 and float(table(out)[0][1]) == pytest.approx(4.5 / 13**1.5, rel=1e-15)
+
+
 def test_eval_glu(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = run(capsys, "eval", "glu", "1", "2", "-1", "0")
     assert rc == 0
@@ -129,6 +140,7 @@ def test_eval_other_backends(capsys: pytest.CaptureFixture[str], backend: str) -
         (["eval", "gelu", "one"], "VALUES must be numbers"),
         (["eval", "glu", "1", "2", "3"], "does not split into two equal halves"),
         (["plot", "gelu", "-o", "x.png", "--param", "b=2"], "no function named takes ['b']"),
+        (["eval", "glu", "1", "2", "--order", "2"], "glu: --order 2 is for the elementwise functions"),
     ],
 )
 def test_errors(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
