@@ -27,6 +27,7 @@ from mpmath import mp, mpf
 
 DPS = 60
 REF_VERSION = 3  # bump when a reference formula or the encoding changes (invalidates the cache)
+REF23_VERSION = 1  # the same for orders 2 and 3 (REF23), cached in files of their own
 
 MPF = mpmath.mpf
 Pair = tuple[MPF, MPF]
@@ -670,9 +671,9 @@ def nonfinite(y: np.ndarray, ref: Ref, dtype: str) -> np.ndarray:
     return finite_truth & ~np.isfinite(np.asarray(y, dtype=np.float64))
 
 
-def kink_mask(name: str, xs: np.ndarray) -> np.ndarray:
+def kink_mask(name: str, xs: np.ndarray, order: int = 1) -> np.ndarray:
     m = np.zeros(xs.shape, bool)
-    for k in KINKS.get(name, ()):
+    for k in kinks(name, order):
         m |= xs == k
     return m
 
