@@ -778,6 +778,10 @@ def console23(res23: Res23, names: tuple[str, ...], dtypes: tuple[str, ...],
             print(m)
         for (lb, msg), where in nope.items():
             print(f"{lb} cannot give order {k} for {len(where)} (function, dtype): {msg}")
+    for d in dts:  # exactly, for tests/test_accuracy.py's WORST2
+        at = sorted({x for (_, d2, _, _), r in res23.items() if d2 == d and isinstance(r, Stat)
+                     for x in (r.at, r.at_normal) if x == x})
+        print(f"\nworst inputs, {d}: ({', '.join(map(repr, at))})")
 
 
 def _counts(res: Any, res23: Res23 | None, names: tuple[str, ...], dtypes: tuple[str, ...]
