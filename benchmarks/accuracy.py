@@ -463,6 +463,10 @@ def fx(v: float) -> str:
     return "-" if v != v else f"{v:.6g}"
 
 
+def fy(v: float) -> str:  # a result: NaN is one
+    return f"{v:.6g}"
+
+
 def misses(res: dict[tuple[str, str, str], tuple[Stat, Stat] | None], names: tuple[str, ...],
            dtypes: tuple[str, ...]) -> tuple[list[str], list[str]]:
     """(rows of real misses, rows of misses of kaun/jax that vanish without subnormals)."""
@@ -652,7 +656,7 @@ def misses23(res23: Res23, names: tuple[str, ...], dtypes: tuple[str, ...], k: i
                     continue
                 if r.max > TARGET23 or r.nonfin:
                     row = (f"| {n} | {d} | {lib} | {fmt(r.max)} (target {fmt(TARGET23)}) "
-                           f"| {fx(r.at)} | {fx(r.y)} | {fx(r.t)} | {fmt(r.max_normal)} "
+                           f"| {fx(r.at)} | {fy(r.y)} | {fy(r.t)} | {fmt(r.max_normal)} "
                            f"| {fx(r.at_normal)} | {r.nonfin} |")
                     if lib == "kaun/jax" and r.max_normal <= TARGET23 and not r.nonfin:
                         ftz.append(row)
@@ -748,7 +752,7 @@ def _doc23(res23: Res23, names: tuple[str, ...], dtypes: tuple[str, ...],
                         L.append(f"| {n} | {d} | {lb} | n/a |" + " |" * 8)
                         continue
                     L.append(f"| {n} | {d} | {lb} | {fmt(r.max)} | {fmt(r.p999)} | {fx(r.at)} "
-                             f"| {fx(r.y)} | {fx(r.t)} | {fmt(r.max_normal)} "
+                             f"| {fy(r.y)} | {fy(r.t)} | {fmt(r.max_normal)} "
                              f"| {fx(r.at_normal)} | {r.nonfin} | {r.kink} |")
         L.append("")
     return L
