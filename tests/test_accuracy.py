@@ -5,7 +5,8 @@ The reference, the ULP rule and the special points are the benchmark's own
 (benchmarks/_reference.py, loaded here by path: one copy). A few hundred points per dtype: a
 sample of every float16/bfloat16 value, a coarse float32/float64 grid over the whole range, every
 special point of the benchmark with its neighbours, and the worst cases that the full benchmark
-found (before and after the fixes).
+found (before and after the fixes). The second and third derivatives likewise, in float32 and
+float64 (below, from "orders 2 and 3").
 """
 
 from __future__ import annotations
@@ -230,7 +231,7 @@ def test_reference_is_exact_where_it_can_be_checked() -> None:
     assert R.ulp_error(np.array([np.inf]), one, "float32")[0] == np.inf
 
 
-# -- the second and third derivatives (issue 13) ------------------------------------------------
+# -- orders 2 and 3: the second and third derivatives (issue 13) ---------------------------------
 #
 # Orders 2 and 3 in float32 and float64: kaun on NumPy by A.derivative(f, order=n), on torch and
 # JAX through nested autodiff, against the closed forms of _reference.REF23, <= 16 ULP by the
