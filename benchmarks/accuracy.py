@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/accuracy.py            # everything, writes docs/accuracy.md
     .venv/bin/python benchmarks/accuracy.py --quick    # a smaller grid (development)
     .venv/bin/python benchmarks/accuracy.py --functions gelu silu --dtypes float32
+    .venv/bin/python benchmarks/accuracy.py --orders 2 3 --out /tmp/a.md  # 2nd and 3rd only
 
 For every function (hyper-parameters at their defaults; prelu with alpha = 0.25), every dtype and
 every library, the error in ULPs of the output dtype of the value and of the derivative (kaun's
@@ -11,6 +12,11 @@ autodiff; naive NumPy's from the textbook formula of f'), over every finite floa
 value and >= 20,000 float32 and float64 values over the whole finite range. The rule is stated in
 ``_reference.RULE``. The mpmath reference is cached in benchmarks/.cache/ (a rerun takes a few
 minutes; the first run about ten on two cores).
+
+The second and third derivatives (``--orders 2 3``) in float32 and float64: kaun's by
+``A.derivative(f, order=n)`` on NumPy and through nested autodiff on torch and JAX, the peers'
+through nested autodiff, against closed forms of f'' and f''' (``_reference.REF23``, cached in
+files of their own: about 3.5 minutes more the first time on two cores, under a minute after).
 
 glu is not measured: it is ``first * sigmoid(second)`` through the same sigmoid formula and one
 multiplication, so its error is that of sigmoid plus half an ulp.
@@ -43,6 +49,10 @@ DOC = HERE.parent / "docs" / "accuracy.md"
 TARGET = R.TARGET
 LIBS = ("kaun/numpy", "kaun/torch", "kaun/jax", "torch", "jax", "numpy-naive")
 KAUN = LIBS[:3]
+ORDERS = (0, 1, 2, 3)
+LIBS23 = LIBS[:5]  # orders 2 and 3: no naive NumPy
+DTYPES23 = ("float32", "float64")  # orders 2 and 3: no half precision
+TARGET23 = 16.0  # kaun's target for orders 2 and 3, in float32 and float64
 
 
 # -- the reference, cached ----------------------------------------------------------------------
@@ -52,21 +62,29 @@ def _key(xs: np.ndarray) -> str:
     return hashlib.sha1(xs.tobytes()).hexdigest()[:16]
 
 
-def _work(args: tuple[tuple[str, ...], np.ndarray]) -> dict[str, Any]:
-    names, xs = args
-    out = R.evaluate(names, xs)
+def _work(args: tuple[tuple[str, ...], np.ndarray, bool]) -> dict[str, Any]:
+    names, xs, high = args
+    out = (R.evaluate23 if high else R.evaluate)(names, xs)
     return {n: [(r.hi, r.lo, r.k) for r in out[n]] for n in names}
 
 
-def references(names: tuple[str, ...], xs: np.ndarray, procs: int
+def _cache_file(n: str, key: str, high: bool) -> Path:
+    # orders 2 and 3 in files of their own: the value/derivative files stay valid
+    if high:
+        return CACHE / f"ref23-v{R.REF23_VERSION}-{n}-{key}.npz"
+    return CACHE / f"ref-v{R.REF_VERSION}-{n}-{key}.npz"
+
+
+def references(names: tuple[str, ...], xs: np.ndarray, procs: int, high: bool = False
                ) -> dict[str, tuple[R.Ref, R.Ref]]:
-    """The reference for each function at xs, from the cache or computed (in procs processes)."""
+    """The reference for each function at xs, from the cache or computed (in procs processes):
+    (f, f'), or with high (f'', f''')."""
     CACHE.mkdir(exist_ok=True)
     key = _key(xs)
     out: dict[str, tuple[R.Ref, R.Ref]] = {}
     missing = []
     for n in names:
-        f = CACHE / f"ref-v{R.REF_VERSION}-{n}-{key}.npz"
+        f = _cache_file(n, key, high)
         if f.exists():
             z = np.load(f)
             out[n] = (R.Ref(z["vh"], z["vl"], z["vk"]), R.Ref(z["dh"], z["dl"], z["dk"]))
@@ -75,7 +93,7 @@ def references(names: tuple[str, ...], xs: np.ndarray, procs: int
     if missing:
         t0 = time.time()
         chunks = np.array_split(xs, max(1, procs * 8))
-        todo = [(tuple(missing), c) for c in chunks if len(c)]
+        todo = [(tuple(missing), c, high) for c in chunks if len(c)]
         if procs > 1:
             with mp_.get_context("fork").Pool(procs) as pool:
                 parts = pool.map(_work, todo)
@@ -84,10 +102,10 @@ def references(names: tuple[str, ...], xs: np.ndarray, procs: int
         for n in missing:
             cols = [np.concatenate([p[n][j][i] for p in parts]) for j in (0, 1) for i in (0, 1, 2)]
             vh, vl, vk, dh, dl, dk = cols
-            np.savez(CACHE / f"ref-v{R.REF_VERSION}-{n}-{key}.npz",
-                     vh=vh, vl=vl, vk=vk, dh=dh, dl=dl, dk=dk)
+            np.savez(_cache_file(n, key, high), vh=vh, vl=vl, vk=vk, dh=dh, dl=dl, dk=dk)
             out[n] = (R.Ref(vh, vl, vk), R.Ref(dh, dl, dk))
-        print(f"  reference: {len(missing)} function(s) x {len(xs)} points in "
+        what = "orders 2 and 3" if high else "value and derivative"
+        print(f"  reference ({what}): {len(missing)} function(s) x {len(xs)} points in "
               f"{time.time() - t0:.0f} s", flush=True)
     return out
 
@@ -189,7 +207,7 @@ class Libs:
             "hard_silu": F.hardswish, "mish": F.mish, "softplus": F.softplus,
             "softsign": F.softsign, "log_sigmoid": F.logsigmoid,
         }
-        self._jit: dict[tuple[str, str], Any] = {}
+        self._jit: dict[tuple[Any, ...], Any] = {}
 
     def kaun_fn(self, name: str) -> Callable[[Any], Any]:
         fn = getattr(self.A, name)
@@ -243,6 +261,65 @@ class Libs:
                 self._jit[key] = jax.jit(both)
             y, g = self._jit[key](self.jnp.asarray(x_np))
             return np.asarray(y).astype(np.float64), np.asarray(g).astype(np.float64)
+        raise ValueError(lib)
+
+    def run_high(self, lib: str, name: str, xs: np.ndarray, dtype: str, orders: tuple[int, ...]
+                 ) -> dict[int, np.ndarray | str] | None:
+        """{order: f^(order)(x) as float64, or the error message where the library cannot give
+        it} for orders in (2, 3); None where the library lacks the function."""
+        top = max(orders)
+        out: dict[int, np.ndarray | str] = {}
+        x_np = R.cast(xs, dtype)
+        if lib == "kaun/numpy":
+            for k in orders:
+                try:
+                    with np.errstate(all="ignore"):
+                        if name == "prelu":  # its derivative is a vector-Jacobian product
+                            y = self.A.derivative(self.A.prelu, order=k)(
+                                x_np, 0.25, np.ones_like(x_np))[0]
+                        else:
+                            y = self.A.derivative(getattr(self.A, name), order=k)(x_np)
+                    out[k] = np.asarray(y).astype(np.float64)
+                except (TypeError, ValueError, NotImplementedError) as e:
+                    out[k] = f"{type(e).__name__}: {e}"
+            return out
+        if lib in ("kaun/torch", "torch"):
+            if lib == "torch" and name not in self.torch_fns:
+                return None
+            fn = self.kaun_fn(name) if lib == "kaun/torch" else self.torch_fns[name]
+            t = self.torch
+            xt = t.from_numpy(xs).to(self.tdt[dtype]).requires_grad_(True)
+            g = fn(xt)
+            for k in range(1, top + 1):
+                try:
+                    if g.requires_grad:  # (a constant derivative has no graph: its next is 0)
+                        (g,) = t.autograd.grad(g.sum(), xt, create_graph=k < top,
+                                               allow_unused=True, materialize_grads=True)
+                    else:
+                        g = t.zeros_like(xt)
+                except RuntimeError as e:  # e.g. "derivative for ... is not implemented"
+                    msg = f"RuntimeError: {str(e).splitlines()[0]}"
+                    out.update({j: msg for j in orders if j >= k})
+                    break
+                if k in orders:
+                    out[k] = g.detach().to(t.float64).numpy()
+            return out
+        if lib in ("kaun/jax", "jax"):
+            if lib == "jax" and name not in self.jax_fns:
+                return None
+            key = (lib, name, top)
+            if key not in self._jit:
+                fn = self.kaun_fn(name) if lib == "kaun/jax" else self.jax_fns[name]
+                jax = self.jax
+                ds = [fn]
+                for _ in range(top):  # nested reverse mode on a scalar, mapped over x
+                    ds.append(jax.grad(ds[-1]))
+                self._jit[key] = jax.jit(jax.vmap(lambda x, ds=ds: tuple(d(x) for d in ds[2:])))
+            try:
+                ys = self._jit[key](self.jnp.asarray(x_np))
+            except Exception as e:  # noqa: BLE001 (a library that cannot trace an order)
+                return {k: f"{type(e).__name__}: {str(e).splitlines()[0]}" for k in orders}
+            return {k: np.asarray(ys[k - 2]).astype(np.float64) for k in orders}
         raise ValueError(lib)
 
 
@@ -306,13 +383,52 @@ def measure(names: tuple[str, ...], dtypes: tuple[str, ...], quick: bool, procs:
                 y, dy = out
                 if conv is None:
                     conv = dy  # kaun/numpy's derivative: the convention at kinks
-                ev = R.ulp_error(y, vref, d, xs, R.ZEROS.get((n, False), ()))
-                ed = R.ulp_error(dy, dref, d, xs, R.ZEROS.get((n, True), ()))
+                ev = R.ulp_error(y, vref, d, xs, R.ZEROS.get((n, 0), ()))
+                ed = R.ulp_error(dy, dref, d, xs, R.ZEROS.get((n, 1), ()))
                 sv = stat(ev, xs, y, vref, d, np.ones(xs.shape, bool))
                 sd = stat(ed, xs, dy, dref, d, ~kinks)
                 sd.kink = int((kinks & (dy != conv)).sum())
                 res[(n, d, lib)] = (sv, sd)
         print(f"  measured {d}", flush=True)
+    return res
+
+
+# Orders 2 and 3: {(function, dtype, library, order): Stat, or the library's error message where
+# it cannot give that order, or None where it lacks the function}
+Res23 = dict[tuple[str, str, str, int], Stat | str | None]
+
+
+def measure23(names: tuple[str, ...], dtypes: tuple[str, ...], quick: bool, procs: int,
+              orders: tuple[int, ...]) -> Res23:
+    """The second and third derivatives (orders among 2, 3) in float32 and float64."""
+    grids = {d: R.grid(d, quick) for d in dtypes}
+    refs = {}
+    for d in dtypes:
+        print(f"{d}: {len(grids[d])} points (orders {', '.join(map(str, orders))})", flush=True)
+        refs[d] = references(names, grids[d], procs, high=True)
+    libs = Libs()
+    res: Res23 = {}
+    for d in dtypes:
+        xs = grids[d]
+        for n in names:
+            raw = {lib: libs.run_high(lib, n, xs, d, orders) for lib in LIBS23}
+            for k in orders:
+                ref = refs[d][n][k - 2]
+                kinks = R.kink_mask(n, xs, k)
+                conv = (raw["kaun/numpy"] or {}).get(k)
+                if not isinstance(conv, np.ndarray):  # without it, the reference's convention
+                    conv = R.cast(ref.approx(), d).astype(np.float64)
+                for lib in LIBS23:
+                    out = raw[lib]
+                    y = None if out is None else out[k]
+                    if not isinstance(y, np.ndarray):
+                        res[(n, d, lib, k)] = y  # None (no such function) or why it raised
+                        continue
+                    err = R.ulp_error(y, ref, d, xs, R.ZEROS.get((n, k), ()))
+                    st = stat(err, xs, y, ref, d, ~kinks)
+                    st.kink = int((kinks & (y != conv)).sum())
+                    res[(n, d, lib, k)] = st
+        print(f"  measured {d} (orders {', '.join(map(str, orders))})", flush=True)
     return res
 
 
@@ -348,6 +464,10 @@ def fx(v: float) -> str:
     return "-" if v != v else f"{v:.6g}"
 
 
+def fy(v: float) -> str:  # a result: NaN is one
+    return f"{v:.6g}"
+
+
 def misses(res: dict[tuple[str, str, str], tuple[Stat, Stat] | None], names: tuple[str, ...],
            dtypes: tuple[str, ...]) -> tuple[list[str], list[str]]:
     """(rows of real misses, rows of misses of kaun/jax that vanish without subnormals)."""
@@ -373,7 +493,8 @@ def misses(res: dict[tuple[str, str, str], tuple[Stat, Stat] | None], names: tup
 
 
 def write_doc(res: dict[tuple[str, str, str], tuple[Stat, Stat] | None], names: tuple[str, ...],
-              dtypes: tuple[str, ...], quick: bool, secs: float, cmd: str) -> str:
+              dtypes: tuple[str, ...], quick: bool, secs: float, cmd: str,
+              res23: Res23 | None = None, orders: tuple[int, ...] = ORDERS) -> str:
     import jax
     import torch
 
@@ -385,8 +506,9 @@ def write_doc(res: dict[tuple[str, str, str], tuple[Stat, Stat] | None], names: 
              "(x64 enabled). Every figure below comes from that command; the reference is cached "
              "in benchmarks/.cache/.\n")
     L.append("Errors are in ULPs of the output dtype, against mpmath. Targets for kaun: value <= 1 "
-             "ULP in float16/bfloat16 and <= 4 in float32/float64; derivative <= 2 and <= 16; no "
-             "non-finite result where the truth is finite.\n")
+             "ULP in float16/bfloat16 and <= 4 in float32/float64; derivative <= 2 and <= 16; "
+             "second and third derivatives <= 16 in float32/float64; no non-finite result where "
+             "the truth is finite.\n")
     L.append("## How it is measured\n")
     L.append("- Inputs: every finite float16 and bfloat16 value; for float32 and float64 a grid "
              "of >= 20,000 values over the whole finite range (random bit patterns, every binade "
@@ -394,11 +516,12 @@ def write_doc(res: dict[tuple[str, str, str], tuple[Stat, Stat] | None], names: 
              "to zero, the kinks, the branch points of kaun's formulas, the exp overflow and "
              "underflow thresholds, sqrt and cube root of the largest value, with 3 neighbours "
              "on each side). Point counts: "
-             + ", ".join(f"{d} {res_n}" for d, res_n in _counts(res, names, dtypes)) + ".")
+             + ", ".join(f"{d} {res_n}" for d, res_n in _counts(res, res23, names, dtypes)) + ".")
     L.append("- Libraries: kaun on NumPy (derivative by `A.derivative(f)`), on torch and on JAX "
              "(derivative through autodiff: `torch.autograd.grad`, `jax.vjp`); "
              "`torch.nn.functional` and `jax.nn` (autodiff); naive NumPy (the textbook formulas "
-             "of f and f' in the input dtype, scipy's erf for gelu, bfloat16 in float32).")
+             "of f and f' in the input dtype, scipy's erf for gelu, bfloat16 in float32). The "
+             "second and third derivatives: see their sections.")
     L.append("- Hyper-parameters at their defaults; prelu with alpha = 0.25 (a number for kaun, a "
              "one-element weight for torch; jax.nn has no prelu). glu is not measured: it is "
              "`first * sigmoid(second)` through kaun's sigmoid formula and one product, so its "
@@ -411,6 +534,17 @@ def write_doc(res: dict[tuple[str, str, str], tuple[Stat, Stat] | None], names: 
              "the largest error; `normal`: the largest error over the points whose input and "
              "true value are not subnormal (XLA on CPU flushes subnormal inputs and results to "
              "zero, so JAX is also shown without them).\n")
+    if res:
+        L += _doc01(res, names, dtypes)
+    if res23:
+        L += _doc23(res23, names, dtypes, orders)
+    return "\n".join(L) + "\n"
+
+
+def _doc01(res: dict[tuple[str, str, str], tuple[Stat, Stat] | None], names: tuple[str, ...],
+           dtypes: tuple[str, ...]) -> list[str]:
+    """The sections of the value and the first derivative."""
+    L: list[str] = []
     # headline
     for kind, j in (("value", 0), ("derivative", 1)):
         L.append(f"## Headline: worst {kind} error (ULP), kaun vs torch vs jax\n")
@@ -473,14 +607,198 @@ def write_doc(res: dict[tuple[str, str, str], tuple[Stat, Stat] | None], names: 
                          f"{fmt(sv.max_normal)} | {sv.nonfin} | {fmt(sd.max)} | {fmt(sd.p999)} | "
                          f"{fx(sd.at)} | {fmt(sd.max_normal)} | {sd.nonfin} | {sd.kink} |")
         L.append("")
-    return "\n".join(L) + "\n"
+    return L
 
 
-def _counts(res: Any, names: tuple[str, ...], dtypes: tuple[str, ...]) -> list[tuple[str, int]]:
+_ORDER_NAME = {2: ("Second derivative", "f''", "twice"), 3: ("Third derivative", "f'''", "three times")}
+
+
+def _md(s: str) -> str:
+    return s.replace("|", "\\|").replace("\n", " ")
+
+
+def _kaun23(res23: Res23, n: str, d: str, k: int) -> str:
+    """kaun's worst over its backends (JAX without the subnormal points); '*' when one of them
+    could not give this order."""
+    vals, short = [], False
+    for lb in KAUN:
+        r = res23.get((n, d, lb, k))
+        if isinstance(r, Stat):
+            vals.append(r.max_normal if lb == "kaun/jax" else r.max)
+        else:
+            short = True
+    if not vals:
+        return "n/a"
+    return fmt(max(vals)) + ("*" if short else "")
+
+
+def _peer23(r: Stat | str | None, normal: bool) -> str:
+    if r is None:
+        return "-"
+    if isinstance(r, str):
+        return "n/a"
+    return fmt(r.max_normal if normal else r.max)
+
+
+def misses23(res23: Res23, names: tuple[str, ...], dtypes: tuple[str, ...], k: int
+             ) -> tuple[list[str], list[str], dict[tuple[str, str], list[str]]]:
+    """(rows of real misses, rows of misses of kaun/jax that vanish without subnormals,
+    {(backend, error message): ['function dtype', ...]} where a backend cannot give order k)."""
+    out, ftz = [], []
+    nope: dict[tuple[str, str], list[str]] = {}
+    for n in names:
+        for d in dtypes:
+            for lib in KAUN:
+                r = res23.get((n, d, lib, k))
+                if r is None:
+                    continue
+                if isinstance(r, str):
+                    nope.setdefault((lib, r), []).append(f"{n} {d}")
+                    continue
+                if r.max > TARGET23 or r.nonfin:
+                    row = (f"| {n} | {d} | {lib} | {fmt(r.max)} (target {fmt(TARGET23)}) "
+                           f"| {fx(r.at)} | {fy(r.y)} | {fy(r.t)} | {fmt(r.max_normal)} "
+                           f"| {fx(r.at_normal)} | {r.nonfin} |")
+                    if lib == "kaun/jax" and r.max_normal <= TARGET23 and not r.nonfin:
+                        ftz.append(row)
+                    else:
+                        out.append(row)
+    return out, ftz, nope
+
+
+def _doc23(res23: Res23, names: tuple[str, ...], dtypes: tuple[str, ...],
+           orders: tuple[int, ...]) -> list[str]:
+    """The sections of the second and third derivatives."""
+    L: list[str] = []
+    dts = tuple(d for d in dtypes if d in DTYPES23)
+    for k in (2, 3):
+        if k not in orders:
+            continue
+        title, f, times = _ORDER_NAME[k]
+        L.append(f"## {title}\n")
+        zs = "; ".join(f"{n} " + ", ".join(f"{z:.6g}" for z in R.ZEROS[(n, k)])
+                       for n in names if (n, k) in R.ZEROS)
+        ks = "; ".join(f"{n} " + ", ".join(f"{z:g}" for z in R.kinks(n, k))
+                       for n in names if R.kinks(n, k))
+        L.append(
+            f"{f} in float32 and float64, over the same grids as above (their special points "
+            "include the interior zeros of f'' and f''', with 3 neighbours on each side). kaun on "
+            f"NumPy by `A.derivative(f, order={k})`; kaun on torch and on JAX, "
+            "`torch.nn.functional` and `jax.nn` through nested autodiff: "
+            f"`torch.autograd.grad(..., create_graph=True)` {times} over the sum (the functions "
+            "are elementwise), `jax.jit(jax.vmap(" + "jax.grad(" * k + "f" + ")" * k + "))`. "
+            f"The reference: closed forms of {f} (`REF23` in benchmarks/_reference.py), each "
+            f"evaluated at {R.DPS} and {R.DPS + 20} digits, which must agree to {R.AGREE} digits "
+            f"(else at more). Target for kaun: <= {fmt(TARGET23)} ULP, no non-finite result "
+            "where the truth is finite.\n")
+        L.append(f"- Absolute rule (see above) within {R.ZERO_WINDOW} of the interior zeros of "
+                 f"{f}: {zs or 'none'}.")
+        L.append(
+            f"- Kinks (left out of the statistics; column `kink`): {ks}. The conventions of the "
+            "first derivative carry over: the outer piece (the x < 0 side at 0 for the relu "
+            f"family, e.g. elu{f[1:]}(0) = 1 and relu{f[1:]} = 0 everywhere; the saturated side "
+            f"at a bound, e.g. hard_silu{f[1:]}(+-3) = 0); softsign{f[1:]}(0) has none (f'' is "
+            "-+2 on either side). `kink` counts the disagreements with kaun/numpy there (with "
+            "the outer piece where kaun/numpy cannot give this order).\n")
+        L.append(f"### Headline: worst {f} error (ULP), kaun vs torch vs jax\n")
+        L.append("kaun: the worst of its NumPy, torch and JAX backends (`*`: one of them could "
+                 "not give this order, see below). On JAX without the points where the input or "
+                 "the true value is subnormal (XLA on CPU flushes them to zero). `-`: the "
+                 "library lacks the function; `n/a`: it raises at this order.\n")
+        L.append("| function | " + " | ".join(f"{d} kaun | {d} torch | {d} jax" for d in dts)
+                 + " |")
+        L.append("|---" * (1 + 3 * len(dts)) + "|")
+        for n in names:
+            cells = []
+            for d in dts:
+                cells.append(_kaun23(res23, n, d, k))
+                cells.append(_peer23(res23.get((n, d, "torch", k)), False))
+                cells.append(_peer23(res23.get((n, d, "jax", k)), True))
+            L.append(f"| {n} | " + " | ".join(cells) + " |")
+        L.append("")
+        L.append(f"### Where kaun misses the target ({f})\n")
+        ms, ftz, nope = misses23(res23, names, dts, k)
+        hdr = ("| function | dtype | backend | max ULP | at x | got | true | normal "
+               "| at x (normal) | nonfin |\n|---|---|---|---|---|---|---|---|---|---|")
+        if ms:
+            L.append(hdr)
+            L += ms
+        else:
+            L.append("Nowhere, where kaun gives this order"
+                     + (", except JAX's flush of subnormals (below)." if ftz else "."))
+        L.append("")
+        if nope:
+            L.append(f"Where a kaun backend cannot give {f} (the call raises):\n")
+            for (lb, msg), where in nope.items():
+                L.append(f"- {lb}: `{_md(msg)}` for {len(where)} of {len(names) * len(dts)} "
+                         f"(function, dtype): {', '.join(where)}")
+            L.append("")
+        if ftz:
+            L.append(f"JAX, only where the input or the true value is subnormal ({f}):\n")
+            L.append(hdr)
+            L += ftz
+            L.append("")
+        L.append(f"### Every function, dtype and library ({f})\n")
+        L.append("`got` and `true`: the result and the truth at the worst input.\n")
+        L.append("| function | dtype | library | max | p99.9 | at x | got | true | normal "
+                 "| at x (normal) | nonfin | kink |")
+        L.append("|---" * 12 + "|")
+        for n in names:
+            for d in dts:
+                for lb in LIBS23:
+                    r = res23.get((n, d, lb, k))
+                    if r is None:
+                        continue
+                    if isinstance(r, str):
+                        L.append(f"| {n} | {d} | {lb} | n/a |" + " |" * 8)
+                        continue
+                    L.append(f"| {n} | {d} | {lb} | {fmt(r.max)} | {fmt(r.p999)} | {fx(r.at)} "
+                             f"| {fy(r.y)} | {fy(r.t)} | {fmt(r.max_normal)} "
+                             f"| {fx(r.at_normal)} | {r.nonfin} | {r.kink} |")
+        L.append("")
+    return L
+
+
+def console23(res23: Res23, names: tuple[str, ...], dtypes: tuple[str, ...],
+              orders: tuple[int, ...]) -> None:
+    dts = tuple(d for d in dtypes if d in DTYPES23)
+    ks = tuple(k for k in (2, 3) if k in orders)
+    print(f"\norders {'/'.join(map(str, ks))}: worst ULP (n/a: the library raises)")
+    for n in names:
+        for d in dts:
+            cells = []
+            for lb in LIBS23:
+                rs = [res23.get((n, d, lb, k)) for k in ks]
+                if all(r is None for r in rs):
+                    cells.append(f"{lb}=-")
+                    continue
+                cells.append(f"{lb}=" + "/".join(_peer23(r, False) for r in rs))
+            print(f"{n:15s} {d:8s} " + " ".join(cells))
+    for k in ks:
+        ms, ftz, nope = misses23(res23, names, dts, k)
+        print(f"\norder {k}: {len(ms)} miss(es) of kaun's target (and {len(ftz)} on JAX only "
+              "where the input or the truth is subnormal):")
+        for m in ms:
+            print(m)
+        for (lb, msg), where in nope.items():
+            print(f"{lb} cannot give order {k} for {len(where)} (function, dtype): {msg}")
+    for d in dts:  # exactly, for tests/test_accuracy.py's WORST2
+        at = sorted({x for (_, d2, _, _), r in res23.items() if d2 == d and isinstance(r, Stat)
+                     for x in (r.at, r.at_normal) if x == x})
+        print(f"\nworst inputs, {d}: ({', '.join(map(repr, at))})")
+
+
+def _counts(res: Any, res23: Res23 | None, names: tuple[str, ...], dtypes: tuple[str, ...]
+            ) -> list[tuple[str, int]]:
     out = []
     for d in dtypes:
         r = res.get((names[0], d, "kaun/numpy"))
-        out.append((d, r[0].n if r else 0))
+        n = r[0].n if r else 0
+        if not n:  # only orders 2 and 3: every point but the kinks, so the largest count
+            n = max((st.n for (_, d2, _, _), st in (res23 or {}).items()
+                     if d2 == d and isinstance(st, Stat)), default=0)
+        if n:
+            out.append((d, n))
     return out
 
 
@@ -508,21 +826,36 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dtypes", nargs="+", default=list(R.DTYPES), choices=R.DTYPES)
     ap.add_argument("--procs", type=int, default=min(2, os.cpu_count() or 1),
                     help="processes for the mpmath reference (default 2)")
+    ap.add_argument("--orders", nargs="+", type=int, default=list(ORDERS), choices=ORDERS,
+                    help="0 the value, 1 the derivative (measured together), 2 and 3 the second "
+                    "and third derivatives (float32 and float64 only); default all")
     ap.add_argument("--out", type=Path, default=None,
                     help="where to write the report (default docs/accuracy.md; a partial run "
-                    "with --quick/--functions/--dtypes writes nothing unless given)")
+                    "with --quick/--functions/--dtypes/--orders writes nothing unless given)")
     a = ap.parse_args(argv)
     t0 = time.time()
     names, dtypes = tuple(a.functions), tuple(a.dtypes)
-    res = measure(names, dtypes, a.quick, a.procs)
-    console(res, names, dtypes)
-    full = not a.quick and names == R.FUNCTIONS and dtypes == R.DTYPES
+    orders = tuple(sorted(set(a.orders)))
+    res: dict[tuple[str, str, str], tuple[Stat, Stat] | None] = {}
+    res23: Res23 = {}
+    if 0 in orders or 1 in orders:
+        res = measure(names, dtypes, a.quick, a.procs)
+        console(res, names, dtypes)
+    high = tuple(k for k in orders if k >= 2)
+    dts23 = tuple(d for d in dtypes if d in DTYPES23)
+    if high and dts23:
+        res23 = measure23(names, dts23, a.quick, a.procs, high)
+        console23(res23, names, dts23, high)
+    elif high:
+        print(f"orders {high}: measured in {' and '.join(DTYPES23)} only, not in {dtypes}")
+    full = (not a.quick and names == R.FUNCTIONS and dtypes == R.DTYPES and orders == ORDERS)
     out = a.out if a.out is not None else (DOC if full else None)
     if out is not None:
         cmd = ".venv/bin/python benchmarks/accuracy.py" + (" " + " ".join(argv or sys.argv[1:])
                                                            if (argv or sys.argv[1:]) else "")
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(write_doc(res, names, dtypes, a.quick, time.time() - t0, cmd.strip()))
+        out.write_text(write_doc(res, names, dtypes, a.quick, time.time() - t0, cmd.strip(),
+                                 res23, orders))
         print(f"wrote {out}")
     print(f"{time.time() - t0:.0f} s")
     return 0
