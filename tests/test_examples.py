@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 from matplotlib.image import imread
 
 import kaun.activation as A
@@ -49,6 +50,56 @@ def test_spirals_data() -> None:
     assert set(ytr.tolist()) == {0.0, 1.0} and abs(ytr.mean() - 0.5) < 0.15
     # the two classes are point reflections of each other (up to the noise)
     assert abs(xtr[ytr == 0].mean() + xtr[ytr == 1].mean()) < 0.5
+
+
+def test_pinn_quick() -> None:
+    r = subprocess.run(
+        [sys.executable, "-W", "error", str(ROOT / "examples" / "pinn.py"), "--quick"],
+        capture_output=True, text=True, check=False, timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    lines = r.stdout.splitlines()
+    head = "Poisson u'' = f on [-1, 1], u* = sin(pi x): u = (1 - x^2) MLP 1-32-32-1(x) in float64, "
+    assert lines[0].startswith(head), lines[0]
+    optax = importlib.util.find_spec("optax") is not None
+    assert lines[1].endswith("(jax+optax)" if optax else "optax is not installed)"), lines[1]
+    rows = [line.split() for line in lines[2:]]
+    assert [row[:2] for row in rows] == [["tanh", "torch"], ["tanh", "jax"]]
+    for name, framework, loss0, err0, arrow, *numbers in rows:
+        assert arrow == "->"
+        loss0, err0, loss, err, err_xx, seconds = map(float, (loss0, err0, *numbers))
+        where = (name, framework, loss0, err0, numbers)
+        # the untrained network is nowhere near sin(pi x) (max 1)...
+        assert err0 > 0.5 and loss0 > 0.1, where
+        # ...and trained on u'' alone, it is. The quick run reaches a few 1e-5 in u with Adam and
+        # L-BFGS, a few 1e-3 with Adam alone (JAX without optax).
+        if optax or framework == "torch":
+            assert 0 < loss < 1e-5 * loss0 and 0 < err < 1e-3 and 0 < err_xx < 2e-2, where
+        else:
+            assert 0 < loss < 1e-2 * loss0 and 0 < err < 3e-2 and 0 < err_xx < 0.3, where
+        assert seconds > 0
+    # the same start and points: the untrained u'' (kaun's second derivatives) the same on both
+    assert rows[0][2:4] == rows[1][2:4], rows
+
+
+def test_pinn_problem() -> None:
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        import pinn
+    finally:
+        sys.path.pop(0)
+    x, h = np.linspace(-1.0, 1.0, 101, retstep=True)
+    for k in (1, 2):
+        u, f = pinn.exact(x, k)
+        # f is u'' (to the second differences' h^2 (k pi)^4 / 12), and u vanishes on the boundary
+        d2 = (u[2:] - 2 * u[1:-1] + u[:-2]) / h**2
+        np.testing.assert_allclose(d2, f[1:-1], rtol=0, atol=2e-3 * np.abs(f).max())
+        assert abs(u[0]) < 1e-12 and abs(u[-1]) < 1e-12
+    xc = pinn.collocation()
+    assert xc.shape == (pinn.N_COLLOCATION,) and np.all(np.abs(xc) < 1) and np.all(xc != 0)
+    # the names offered are kaun's
+    assert set(pinn.SMOOTH) <= set(A.names()) and set(pinn.ACTIVATIONS) <= set(pinn.SMOOTH)
 
 
 def test_demo(tmp_path: Path) -> None:
