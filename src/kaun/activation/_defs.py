@@ -92,10 +92,11 @@ def _sig_parts(o: Any, x: Array) -> tuple[Array, Array, Array, Array, Array, Arr
     return pos, na, ts, sc, t, 1.0 / (1.0 + t)
 
 
-def _sig_derivs(o: Any, x: Array) -> tuple[Array, Array, Array, Array]:
-    """(s1 / sc, s2 / sc, s3 / sc, sc) at x (see above)."""
+def _sig_derivs(o: Any, x: Array, k: float = 1.0) -> tuple[Array, Array, Array, Array]:
+    """(k s1 / sc, k s2 / sc, k s3 / sc, sc) at x (see above); the factor k enters first (k s2 is
+    normal next to x = 0 where s2 is not, and XLA flushes a subnormal intermediate)."""
     pos, na, ts, sc, t, r = _sig_parts(o, x)
-    d1 = ts * r * r
+    d1 = ((k * ts) if k != 1.0 else ts) * r * r
     u = (d1 * -o.expm1(na)) * r
     x0h, x0l = _X0_SPLIT[o.prec(x)]
     d3 = (d1 * r * r) * ((_T0 * o.expm1((x0h + na) + x0l)) * (t - _T1))
@@ -183,15 +184,14 @@ def _d_tanh(o: Any, x: Array) -> Array:
 
 
 def _d2_tanh(o: Any, x: Array) -> Array:
-    # tanh(x) = 2 sigmoid(2x) - 1; the factor before sc (a result near the smallest normal must
-    # not pass through a subnormal: XLA flushes those)
-    _, d2, _, sc = _sig_derivs(o, 2.0 * x)
-    return (8.0 * d2) * sc
+    # tanh(x) = 2 sigmoid(2x) - 1, the factor 8 (16) entering first (see _sig_derivs)
+    _, d2, _, sc = _sig_derivs(o, 2.0 * x, 8.0)
+    return d2 * sc
 
 
 def _d3_tanh(o: Any, x: Array) -> Array:
-    _, _, d3, sc = _sig_derivs(o, 2.0 * x)
-    return (16.0 * d3) * sc
+    _, _, d3, sc = _sig_derivs(o, 2.0 * x, 16.0)
+    return d3 * sc
 
 
 _TANH = Entry("tanh", "standard", "tanh(x)", _tanh, _d_tanh, smooth=True, deriv2=_d2_tanh,
@@ -795,11 +795,14 @@ def _gelu_approx_high(o: Any, x: Array, order: int) -> Array:
     else:
         x0h, x0l = _X0_SPLIT[o.prec(x)]
         tt = (_T0 * o.expm1((x0h + na) + x0l)) * (t - _T1)
-        mid = (3.0 * dv) * (dv + xc * ddv) * (em * (1.0 + t))
-        br = ((1.0 + t) * (1.0 + t)) * (3.0 * ddv + xc * c3) + o.where(pos, -mid, mid) \
-            + ((xc * dv) * dv) * dv * tt
+        mid = 3.0 * (dv + xc * ddv) * (em * (1.0 + t))
+        # 3v'' + x v''' = 4 c3 x in one product (3 c3 x alone is subnormal where the result is not);
+        # the two terms that cancel next to the zeros at +-2.0135 with their common factor v' out
+        br = ((1.0 + t) * (1.0 + t)) * ((4.0 * c3) * xc) + dv * (o.where(pos, -mid, mid)
+                                                                + ((xc * dv) * dv) * tt)
         u = (ts * r * r * r * r) * br
-    return o.where(pos, u - u * vl, u + u * vl) * sc
+    # the correction as a factor: u vl alone can be subnormal (and flushed) where u is not
+    return (u * o.where(pos, 1.0 - vl, 1.0 + vl)) * sc
 
 
 def _d2_gelu_approx(o: Any, x: Array) -> Array:
@@ -961,31 +964,36 @@ def _d_mish(o: Any, x: Array) -> Array:
 # mish = x g, g = tanh(softplus(x)) = 1 - 2 / D, D = w^2 + 2w + 2, w = exp(x):
 #   h = g' = 4w (w + 1) / D^2,  h' = 4w B1 / D^3,  h'' = 4w B2 / D^4,
 #   B1 = -2w^3 - 3w^2 + 2w + 2,  B2 = 4w^5 + 5w^4 - 24w^3 - 32w^2 + 4,
-#   mish'' = 2h + x h',  mish''' = 3h' + x h''.
-# For x < 0 in w = t = exp(x) (scaled: x t is normal where t is not); for x >= 0 the same divided
-# through by powers of w, in t = exp(-x) and E = 1 + 2t + 2t^2, where h, h', h'' carry a factor
-# exp(-2x), taken scaled (sp.exp_neg of 2x) so that x exp(-2x) keeps its precision:
-#   h = 4 e2 (1 + t) / E^2,  h' = 4 e2 A1 / E^3,  h'' = 4 e2 A2 / E^4,
-#   A1 = -2 - 3t + 2t^2 + 2t^3,  A2 = 4 + 5t - 24t^2 - 32t^3 + 4t^5.
+#   mish'' = 2h + x h' = 4w / D^3 [2 (w + 1) D + x B1],  mish''' = 3h' + x h'' = 4w / D^4 [3 B1 D + x B2].
+# The brackets multiplied out and ordered by powers of w, their constant terms 4 + 2x and 4 (3 + x)
+# exact next to the zeros at -2.2564 and -3.2673 (no cancellation of rounded terms there):
+#   2 (w + 1) D + x B1 = (4 + 2x) + w (8 + 2x) + w^2 (6 - 3x) + w^3 (2 - 2x),
+#   3 B1 D + x B2 = 4 (3 + x) + 24w - 32x w^2 - 24 (1 + x) w^3 + (5x - 21) w^4 + (4x - 6) w^5.
+# For x >= 0 the same divided through by powers of w, in t = exp(-x), E = 1 + 2t + 2t^2, with a
+# factor exp(-2x) taken scaled (sp.exp_neg of 2x, so that x exp(-2x) keeps its precision):
+#   mish'' = 4 exp(-2x) / E^3 [(2 - 2x) + t (6 - 3x) + t^2 (8 + 2x) + t^3 (4 + 2x)],
+#   mish''' = 4 exp(-2x) / E^4 [(4x - 6) + t (5x - 21) - 24 (1 + x) t^2 - 32x t^3 + 24 t^4 + (12 + 4x) t^5],
+# 2 - 2x and 4x - 6 exact next to the zeros at 1.4906 and 2.1148. For x < 0, w = t = exp(-|x|) = ts sc.
 def _mish_high(o: Any, x: Array, order: int) -> Array:
     xc = _fin(o, x)
     pos, na, ts, sc, t, _ = _sig_parts(o, xc)
     e2s, sc2 = sp.exp_neg(o, -2.0 * na)  # exp(-2|x|) = e2s sc2
     # x clipped where the exponentials are 0 already (x times a coefficient would overflow there)
     xp, xn = o.clip(xc, 0.0, 1e4), o.clip(xc, -1e4, 0.0)
-    t2 = t * t
-    e = 1.0 + 2.0 * t + 2.0 * t2
-    a1 = (2.0 * t2 - 2.0) + t * (2.0 * t2 - 3.0)
-    d = t2 + 2.0 * t + 2.0
-    b1 = (2.0 - 3.0 * t2) + t * (2.0 - 2.0 * t2)
+    e = 1.0 + t * (2.0 + 2.0 * t)
+    d = 2.0 + t * (2.0 + t)
     if order == 2:
-        hp = (4.0 * e2s) / (e * e * e) * (2.0 * (1.0 + t) * e + xp * a1)
-        hn = (4.0 * ts) / (d * d * d) * (2.0 * (t + 1.0) * d + xn * b1)
+        bp = (2.0 - 2.0 * xp) + t * ((6.0 - 3.0 * xp) + t * ((8.0 + 2.0 * xp) + t * (4.0 + 2.0 * xp)))
+        bn = (4.0 + 2.0 * xn) + t * ((8.0 + 2.0 * xn) + t * ((6.0 - 3.0 * xn) + t * (2.0 - 2.0 * xn)))
+        hp = (4.0 * e2s) / (e * e * e) * bp
+        hn = (4.0 * ts) / (d * d * d) * bn
     else:
-        a2 = 4.0 + t * (5.0 + t * (-24.0 + t * (-32.0 + 4.0 * t2)))
-        b2 = 4.0 + t2 * (-32.0 + t * (-24.0 + t * (5.0 + 4.0 * t)))
-        hp = (4.0 * e2s) / (e * e * e * e) * (3.0 * a1 * e + xp * a2)
-        hn = (4.0 * ts) / (d * d * d * d) * (3.0 * b1 * d + xn * b2)
+        bp = (4.0 * xp - 6.0) + t * ((5.0 * xp - 21.0) + t * ((-24.0 - 24.0 * xp) + t * (
+            -32.0 * xp + t * (24.0 + t * (12.0 + 4.0 * xp)))))
+        bn = 4.0 * (3.0 + xn) + t * (24.0 + t * (-32.0 * xn + t * ((-24.0 - 24.0 * xn) + t * (
+            (5.0 * xn - 21.0) + t * (4.0 * xn - 6.0)))))
+        hp = (4.0 * e2s) / (e * e * e * e) * bp
+        hn = (4.0 * ts) / (d * d * d * d) * bn
     return o.where(pos, hp * sc2, hn * sc)
 
 
