@@ -27,7 +27,7 @@ from mpmath import mp, mpf
 
 DPS = 60
 REF_VERSION = 3  # bump when a reference formula or the encoding changes (invalidates the cache)
-REF23_VERSION = 1  # the same for orders 2 and 3 (REF23), cached in files of their own
+REF23_VERSION = 2  # the same for orders 2 and 3 (REF23), cached in files of their own
 
 MPF = mpmath.mpf
 Pair = tuple[MPF, MPF]
@@ -388,9 +388,9 @@ def _softplus23(x: MPF) -> Pair:  # f' = s: f'' = s', f''' = s''
 
 def _softsign23(x: MPF) -> Pair:
     # f' = (1 + |x|)^-2: f'' = -2 sign(x) (1 + |x|)^-3, f''' = 6 (1 + |x|)^-4. f'' jumps at 0 (a
-    # kink of orders 2 and 3): there the mean of its two sides, 0, and f''' its limit, 6.
+    # kink of orders 2 and 3): there the x < 0 side, kaun's convention (docs/conventions.md): 2, 6.
     r = 1 / (1 + abs(x))
-    return -2 * mp.sign(x) * r**3, 6 * r**4
+    return (-2 if x > 0 else 2) * r**3, 6 * r**4
 
 
 def _squareplus23(x: MPF) -> Pair:
@@ -448,11 +448,11 @@ KINKS: dict[str, tuple[float, ...]] = {
 # Orders 2 and 3: where f' has a kink (f'' jumps, f''' is a Dirac delta there) or jumps itself;
 # also elu and celu (alpha = 1: f' is continuous at 0, f'' is not), sparse_plus (at +-1) and
 # softsign (f'' = -2 sign(x) / (1 + |x|)^3 at 0). The conventions of the first derivative carry
-# over (the outer piece: REF23's value there) to every function but softsign, which has none.
+# over (the outer piece: REF23's value there; for softsign the x < 0 side, as for the relu family).
 KINKS23: dict[str, tuple[float, ...]] = {
     **KINKS, "elu": (0.0,), "celu": (0.0,), "sparse_plus": (-1.0, 1.0), "softsign": (0.0,),
 }
-CONVENTIONAL23 = tuple(n for n in KINKS23 if n != "softsign")
+CONVENTIONAL23 = tuple(KINKS23)
 
 
 def kinks(name: str, order: int) -> tuple[float, ...]:

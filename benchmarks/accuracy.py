@@ -697,8 +697,9 @@ def _doc23(res23: Res23, names: tuple[str, ...], dtypes: tuple[str, ...],
             f"- Kinks (left out of the statistics; column `kink`): {ks}. The conventions of the "
             "first derivative carry over: the outer piece (the x < 0 side at 0 for the relu "
             f"family, e.g. elu{f[1:]}(0) = 1 and relu{f[1:]} = 0 everywhere; the saturated side "
-            f"at a bound, e.g. hard_silu{f[1:]}(+-3) = 0); softsign{f[1:]}(0) has none (f'' is "
-            "-+2 on either side). `kink` counts the disagreements with kaun/numpy there (with "
+            f"at a bound, e.g. hard_silu{f[1:]}(+-3) = 0; softsign{f[1:]}(0) the x < 0 side too, "
+            "where torch's autograd of |x| gives the mean of the sides). `kink` counts the "
+            "disagreements with kaun/numpy there (with "
             "the outer piece where kaun/numpy cannot give this order).\n")
         L.append(f"### Headline: worst {f} error (ULP), kaun vs torch vs jax\n")
         L.append("kaun: the worst of its NumPy, torch and JAX backends (`*`: one of them could "

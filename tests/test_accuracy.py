@@ -412,7 +412,8 @@ def test_reference_orders_2_3_against_numerical_derivatives() -> None:
     assert at("gelu", 3)[0] == 0.0 and at("gelu_approx", 3)[0] == 0.0
     assert at("mish", 2)[0] == 16 / 25 and at("mish", 3)[0] == -12 / 125
     assert at("squareplus", 2)[0] == 0.25 and at("squareplus", 3)[0] == 0.0
-    assert at("softsign", 2) == [0.0, -0.25, 0.25, -2 / 64] and at("softsign", 3)[1] == 6 / 16
+    # softsign at 0: the x < 0 side, 2 (kaun's convention at the kink of its first derivative)
+    assert at("softsign", 2) == [2.0, -0.25, 0.25, -2 / 64] and at("softsign", 3)[1] == 6 / 16
     for got in (at("elu", 2), at("celu", 3)):  # at 0: the x < 0 side
         assert got[0] == 1.0 and got[1] == got[3] == 0.0 and math.isclose(got[2], math.exp(-1))
     assert at("hard_silu", 2) == [1 / 3, 1 / 3, 1 / 3, 0.0] and at("sparse_plus", 2)[2] == 0.0
