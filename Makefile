@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint accuracy speed compilers docs clean
+.PHONY: demo test lint accuracy speed onnx compilers docs clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ accuracy: $(STAMP)
 
 speed: $(STAMP)
 	$(PY) benchmarks/speed.py
+
+onnx: $(STAMP)
+	$(PY) benchmarks/onnx_export.py
 
 compilers: $(STAMP)
 	$(PY) -m pip install -q numba

@@ -19,6 +19,7 @@ Which path serves a call (``_cpu`` and ``_eager`` decide, per call, without read
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import torch
@@ -78,6 +79,41 @@ class TorchOps:
 
 
 O = TorchOps()  # noqa: E741
+
+
+def _log1p_onnx(x: Any) -> Any:
+    """log1p for ONNX, which has no such operator (torch.onnx writes log(1 + x): 0 for
+    |x| < 2^-25): Kahan's log(u) * x / (u - 1), u = 1 + x; x where u rounds to 1."""
+    u = 1.0 + x
+    y = torch.log(u) * (x / torch.where(u == 1.0, 1.0, u - 1.0))
+    return torch.where(u == 1.0, x, torch.where(torch.isinf(u), u, y))
+
+
+def _tanh_onnx(x: Any) -> Any:
+    """tanh for ONNX Runtime, whose float32 Tanh is up to 100 ulp off below |x| = 1e-10 (within
+    3.2 ulp elsewhere): x itself where tanh(x) rounds to x (x^3/3 below half an ulp of x)."""
+    return torch.where(torch.abs(x) < (2.0**-27 if x.dtype == torch.float64 else 2.0**-12),
+                       x, torch.tanh(x))
+
+
+class OnnxOps(TorchOps):
+    """The vocabulary while torch.onnx.export traces: operators that ONNX Runtime implements
+    and implements accurately."""
+
+    log1p = staticmethod(_log1p_onnx)  # type: ignore[assignment]  # (torch's own is typed)
+    tanh = staticmethod(_tanh_onnx)  # type: ignore[assignment]
+
+
+O_ONNX = OnnxOps()
+
+
+def _ops() -> Any:
+    """The vocabulary for this call: ONNX's while torch.onnx.export traces (torch.onnx is
+    imported then), torch's otherwise."""
+    onnx = sys.modules.get("torch.onnx")
+    if onnx is not None and torch.compiler.is_compiling() and onnx.is_in_onnx_export():
+        return O_ONNX
+    return O
 
 
 def _eager() -> bool:
@@ -146,7 +182,7 @@ def _work(entry: Entry, which: str, xs: tuple[Any, ...], args: tuple[Any, ...]) 
     fn = _LOWERED.get((entry.key, which, prec, structure))
     if fn is None:  # a form no entry's `forms` reaches (tests/test_kernels.py checks there is none)
         fn = _lower(entry, which, prec, structure)
-    return fn(O, *xs, tuple(v for v in args if isinstance(v, float)))
+    return fn(_ops(), *xs, tuple(v for v in args if isinstance(v, float)))
 
 
 def _args(entry: Entry, x: Any, p: tuple[float, ...]) -> tuple[Any, ...]:
