@@ -104,17 +104,31 @@ def quiet() -> Any:
         logging.disable(logging.NOTSET)
 
 
-def export(model: Any, x: Any) -> Any:
-    """``torch.onnx.export(model, (x,), dynamo=True)`` with a dynamic first axis: the ModelProto."""
+def export(model: Any, x: Any, dynamo: bool = True) -> Any:
+    """``torch.onnx.export(model, (x,), dynamo=True)`` with a dynamic first axis: the ModelProto.
+    ``dynamo=False``: torch's legacy TorchScript exporter, which Keras's torch backend uses."""
+    import onnx
     import torch
 
     with quiet(), warnings.catch_warnings():
         # torch.onnx's decomposition pass reaches a pytree deprecation of torch 2.13 (not ours)
         warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)",
                                 category=FutureWarning)
-        prog = torch.onnx.export(model, (x,), dynamo=True,
-                                 dynamic_shapes=({0: torch.export.Dim("n")},))
-    return prog.model_proto
+        if dynamo:
+            prog = torch.onnx.export(model, (x,), dynamo=True,
+                                     dynamic_shapes=({0: torch.export.Dim("n")},))
+            return prog.model_proto
+        # the legacy exporter says it is legacy, and its tracer warns about every Python bool
+        # or int taken of a size (kaun's shape checks), which it records as constants
+        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based",
+                                category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message="The feature will be removed",
+                                category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        buf = io.BytesIO()
+        torch.onnx.export(model, (x,), buf, dynamo=False, input_names=["x"],
+                          dynamic_axes={"x": {0: "n"}})
+        return onnx.load_from_string(buf.getvalue())
 
 
 def session(proto: Any) -> Any:
