@@ -254,12 +254,14 @@ float32 and float16. How: [frameworks.md](frameworks.md#onnx).
 ## What the exported graph computes
 
 While `torch.onnx.export` traces, kaun evaluates each function by its formula in torch
-operations, as under `torch.export`, with two substitutions for what ONNX lacks or ONNX Runtime
+operations, as under `torch.export`, with substitutions for what ONNX lacks or ONNX Runtime
 computes inexactly:
 
 - `log1p`: ONNX has no such operator, and torch.onnx writes `log(1 + x)`, which is 0 for
   |x| < 2^-25: softplus and log_sigmoid lost their tails. kaun writes Kahan's
   `log(u) * x / (u - 1)`, u = 1 + x (`x` where u rounds to 1).
+- `expm1`: nor this one (torch.onnx writes `exp(x) - 1`, which cancels near 0: elu, selu,
+  celu); kaun writes Kahan's `(u - 1) * x / log(u)`, u = exp(x).
 - `tanh`: ONNX Runtime's float32 `Tanh` is off by many ulps for tiny inputs; kaun writes `x`
   where tanh(x) rounds to x (|x| < 2^-12 in float32) and `Tanh` elsewhere.
 
@@ -272,7 +274,9 @@ The same graphs without these substitutions, on the same inputs:
 
 No float32 or float16 graph computes in float64 (no float64 value and no `Cast` to double:
 tested); float16 and bfloat16 models compute in float32 inside the graph and round once, as
-kaun does.
+kaun does. The same holds for torch's legacy TorchScript exporter (`dynamo=False`, which Keras's
+torch backend uses for a dynamic batch): `tests/test_onnx.py` runs both exporters against the
+bounds below; the table is the dynamo exporter's.
 
 ## Every function
 

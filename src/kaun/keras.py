@@ -43,7 +43,7 @@ __all__ = [
     "get", "Activation", "ReLU", "Sigmoid", "Tanh", "ReLU6", "LeakyReLU", "HardTanh",
     "HardSigmoid", "PReLU", "ELU", "SELU", "CELU", "GELU", "GELUApprox", "SiLU", "Swish",
     "HardSiLU", "HardSwish", "Mish", "Softplus", "Softsign", "Squareplus", "LogSigmoid", "GLU",
-    "SparsePlus", "SparseSigmoid", "PACKAGE", "LAYERS",
+    "SparsePlus", "SparseSigmoid", "PACKAGE", "FUNCTIONS", "LAYERS",
 ]
 
 PACKAGE = "kaun"
@@ -202,9 +202,6 @@ class _Layer(keras.layers.Layer):  # type: ignore[misc]
             )
         shape[ax] = None if n is None else n // 2
         return tuple(shape)
-
-    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
-        return mask if self.supports_masking else None
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), **dict(self._params)}
