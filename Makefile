@@ -4,14 +4,15 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint accuracy speed compilers docs clean
+.PHONY: demo test lint accuracy speed onnx compilers docs clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch is pinned to the CPU build that the machine carries; a plain `torch` pulls CUDA.
 	$(PY) -m pip install -q "torch==2.13.0" jax optax
-	$(PY) -m pip install -q -e ".[test,plot]" mypy ruff
+	# the frameworks kaun adapts to, which the tests run (Keras on the JAX and torch backends)
+	$(PY) -m pip install -q -e ".[test,plot,keras,flax,equinox,onnx]" mypy ruff
 	# kaun's compiled kernels into their cache, ahead of first use (without a C compiler the
 	# formulas serve every array, and this line says so)
 	$(PY) -m kaun.cli build || echo "kaun: no compiled kernels; the formulas serve"
@@ -36,6 +37,9 @@ accuracy: $(STAMP)
 
 speed: $(STAMP)
 	$(PY) benchmarks/speed.py
+
+onnx: $(STAMP)
+	$(PY) benchmarks/onnx_export.py
 
 compilers: $(STAMP)
 	$(PY) -m pip install -q numba

@@ -8,7 +8,8 @@ Every page comes from the registry (``ENTRIES``: name, section, formula, hyper-p
 docstrings (description, arguments, derivative) and the CLI's plotting code. Every example is
 run while building and its output is pasted in as it came out; the NumPy example of each
 docstring is run too, and a docstring whose shown output differs from what the code prints
-stops the build. Not written here: accuracy.md and speed.md (benchmarks/ writes those), conventions.md.
+stops the build. Not written here: accuracy.md, speed.md and onnx.md (benchmarks/ writes those),
+conventions.md.
 
 Run it in a fresh interpreter (the outputs are those of JAX's default float32 mode).
 """
@@ -296,12 +297,22 @@ def function_section(e: Entry, img_dir: str) -> str:
     if e.kind == "elementwise":
         bound = f"functools.partial(A.{e.name}, {OTHER_PARAMS[e.name]})" \
             if e.name in OTHER_PARAMS else f"A.{e.name}"
+        keras = f'KK.get("{e.name}", {OTHER_PARAMS[e.name]})' if e.name in OTHER_PARAMS \
+            else f"A.{e.name}"
         out.append(
-            f"Flax, Equinox and optax take the function itself: `nnx.Sequential(nnx.Linear(...), "
-            f"{bound}, ...)`, `eqx.nn.MLP(..., activation={bound})` (see "
-            "[frameworks.md](frameworks.md#flax-equinox-optax))."
+            f"Flax and Equinox take the function itself: `nnx.Sequential(nnx.Linear(...), "
+            f"{bound}, ...)`, `eqx.nn.MLP(..., activation={bound})`; Keras after `import "
+            f"kaun.keras as KK`: `Dense(..., activation={keras})` or the layer "
+            f"`KK.{MODULES[e.name]}`, saved and loaded as kaun's (see "
+            "[frameworks.md](frameworks.md))."
         )
         out.append("")
+    elif e.kind == "prelu":
+        out += ["A learnable alpha in each framework: `kaun.nn.PReLU`, `kaun.keras.PReLU`, "
+                "`kaun.flax.PReLU`, `kaun.equinox.PReLU` (see [frameworks.md](frameworks.md)).", ""]
+    else:
+        out += ["Keras: the layer `kaun.keras.GLU(axis=-1)` (see "
+                "[frameworks.md](frameworks.md#keras-3)).", ""]
     aliases = _aliases(e.name)
     if aliases:
         out.append("**Other names** (`A.get(...)`): " + ", ".join(f"`{a}`" for a in aliases))
@@ -389,8 +400,10 @@ floating dtype.
 ## Pages
 
 {page_list}
-- [Frameworks](frameworks.md): NumPy, PyTorch (`kaun.nn`, DTensor), JAX (sharded arrays), Flax,
-  Equinox, optax, Dask (distributed), the Array API
+- [Frameworks](frameworks.md): NumPy, PyTorch (`kaun.nn`, DTensor), ONNX, JAX (sharded
+  arrays), Flax NNX (`kaun.flax`), Equinox (`kaun.equinox`), optax, Keras 3 (`kaun.keras`), Dask
+  (distributed), the Array API
+- [ONNX](onnx.md): what each function exports to, and how close ONNX Runtime's result is
 - [Conventions](conventions.md): signatures, dtypes, errors, numerics, derivatives at kinks
 - [Accuracy](accuracy.md): the measured worst errors, in ULPs, against mpmath
 - [Speed](speed.md): timings against torch and jax
@@ -441,9 +454,11 @@ FRAMEWORKS = """{header}
 # Frameworks
 
 kaun.activation finds the library of its input by the input's type (a framework is looked at
-only when it is already imported: `import kaun.activation` imports neither torch nor jax) and
-returns an array of the same library, shape, dtype and device, without a round trip through
-NumPy.
+only when it is already imported: `import kaun.activation` imports none of them) and returns an
+array of the same library, shape, dtype and device, without a round trip through NumPy. The
+adapters for the libraries that build, save and deploy models are modules of their own, each
+importing only its framework: `kaun.nn` (PyTorch), `kaun.keras`, `kaun.flax`, `kaun.equinox`.
+Every code block on this page is run by `tests/test_docs.py`.
 
 | input | how it runs | derivatives |
 |---|---|---|
@@ -452,6 +467,19 @@ NumPy.
 | `jax.Array`, tracers (`jit`, `grad`, `vmap`) | one JAX primitive per function, jitted | `jax.grad`, `jvp`, `vjp`, `vmap`, `jax.experimental.jet` (any order; orders 2 and 3 are kaun's formulas) |
 | `dask.array.Array` | lazily, chunk by chunk (`map_blocks`), each chunk through kaun | `A.derivative(f)` (lazy too) |
 | any Array API array (CuPy, array-api-strict, ...) | the array's own namespace | `A.derivative(f)` |
+
+What works where (each cell tested; the test files in the last column):
+
+| framework | run | train | save, load | export | tests |
+|---|---|---|---|---|---|
+| [PyTorch](#pytorch) (`kaun.nn`) | eager, `torch.compile`, `torch.func`, `torch.jit.trace`, `DTensor`, the meta device | autograd, any order (2 and 3: kaun's formulas) | `state_dict`; `torch.export.save` / `load` | `torch.export`, [ONNX](#onnx) | test_nn, test_contexts, test_higher |
+| [ONNX Runtime](#onnx) | every function, float32 and float16, within kaun's bounds of kaun's result ([onnx.md](onnx.md)) | - | the `.onnx` file | from `torch.onnx.export` (dynamo and TorchScript) | test_onnx |
+| [JAX](#jax) | `jit`, `vmap`, sharded arrays | `grad`, `jvp`, `vjp`, `jet`, any order (2 and 3: kaun's formulas) | - | `jax.export` | test_contexts, test_higher, test_docs |
+| [Flax NNX](#flax-nnx) (`kaun.flax`) | in `nnx.Module`s, `nnx.Sequential`, `nnx.jit`, `nnx.vmap` | `nnx.grad`, `nnx.Optimizer`; learnable `kaun.flax.PReLU` | `nnx.split` / `nnx.merge`, a pure dict through msgpack | `jax.export` | test_flax |
+| [Equinox](#equinox) (`kaun.equinox`) | in `eqx.Module`s, `eqx.nn.MLP`, `eqx.filter_jit`, `jax.vmap` | `eqx.filter_grad` with optax; learnable `kaun.equinox.PReLU` | `eqx.tree_serialise_leaves` / `tree_deserialise_leaves` | `jax.export` | test_equinox |
+| [Keras 3](#keras-3) (`kaun.keras`), JAX backend | activations, layers, the functional API | `model.fit`; learnable `kaun.keras.PReLU` | `model.save` / `keras.models.load_model` in a fresh process, as kaun's functions | - (Keras's ONNX export needs jax2onnx) | test_keras |
+| Keras 3, torch backend | the same | the same | the same | `model.export(format="onnx")`, run in ONNX Runtime | test_keras |
+| [Dask](#dask) | lazy, chunk by chunk, local or distributed | - (`A.derivative(f)`, lazy) | - | - | test_dask_distributed |
 
 ## PyTorch
 
@@ -488,6 +516,46 @@ process, a gloo process group, a one-device CPU mesh): the elementwise functions
 with the same placements and the same values as on a plain tensor, `prelu` with a replicated
 `alpha` keeps the input's placement, and `glu` on a tensor sharded along the split axis returns a
 replicated result (the halves are taken with a split, which DTensor gathers).
+
+## ONNX
+
+A model with `kaun.nn` modules (or calls of `kaun.activation`) exports with
+`torch.onnx.export(..., dynamo=True)` (`pip install 'kaun[onnx]'`: onnx, onnxscript,
+onnxruntime) and runs in ONNX Runtime:
+
+```python
+import numpy as np
+import onnxruntime as ort
+import torch
+import kaun.nn
+
+model = torch.nn.Sequential(
+    torch.nn.Linear(4, 16), kaun.nn.GELU(), torch.nn.Linear(16, 16), kaun.nn.Mish(),
+    torch.nn.Linear(16, 8), kaun.nn.PReLU(num_parameters=8), torch.nn.Linear(8, 1),
+).eval()
+x = torch.randn(32, 4)
+torch.onnx.export(model, (x,), "model.onnx", dynamo=True,
+                  dynamic_shapes=({{0: torch.export.Dim("batch")}},))
+
+session = ort.InferenceSession("model.onnx", providers=["CPUExecutionProvider"])
+(y,) = session.run(None, {{session.get_inputs()[0].name: x[:5].numpy()}})
+np.testing.assert_allclose(y, model(x[:5]).detach().numpy(), rtol=1e-5, atol=1e-6)
+```
+
+- Every function exports, in float32 and float16, to ONNX operators that ONNX Runtime
+  implements for that dtype; its results are within kaun's documented bounds (4 ulp in float32,
+  1 in float16) of kaun's eager ones over the whole range. [onnx.md](onnx.md) lists each
+  function's operators and the measured differences (`make onnx` regenerates it).
+- While torch.onnx traces, kaun's formulas avoid what ONNX lacks or ONNX Runtime computes
+  inexactly: `log1p` and `expm1` (not ONNX operators: torch.onnx's `log(1 + x)` loses
+  softplus's tail entirely) are written by Kahan's methods, and `tanh` is `x` where it rounds
+  to `x` (ONNX Runtime's float32 `Tanh` is 100 ulp off on tiny inputs). No graph computes in
+  float64.
+- The legacy TorchScript exporter (`dynamo=False`, which Keras's torch backend uses) gives the
+  same results (tested).
+- Not supported: float64 (torch.onnx writes a float64 graph's constants as float32 values, so
+  it computes with float32 constants) and bfloat16 (ONNX Runtime's CPU provider lacks bfloat16
+  kernels).
 
 ## JAX
 
@@ -530,45 +598,203 @@ Tested on the one CPU device of a plain install (above) and on a mesh of 4 CPU d
 `prelu` and the gradient keep `NamedSharding(mesh, P("d"))`; `glu` keeps the input's sharding
 even along the split axis (XLA moves the halves).
 
-### Flax, Equinox, optax
+## Flax NNX
 
-The functions are plain callables on `jax.Array`s: pass them where these libraries take an
-activation, and bind hyper-parameters with `functools.partial` (or `A.get`).
+The functions are plain callables on JAX arrays: call them in a module's `__call__`, or pass
+them where NNX takes a callable (`nnx.Sequential`), with hyper-parameters bound by
+`functools.partial` (or `A.get`). `kaun.flax.PReLU(num_parameters=1, init=0.25,
+channel_axis=-1, *, dtype=None, param_dtype=float32)` learns alpha: an `nnx.Param` of shape
+`(num_parameters,)` (channels last, as Flax's layers), in the model's state, split and merged
+with it, updated by `nnx.Optimizer` (`pip install 'kaun[flax]'`):
 
 ```python
 import functools
-import equinox as eqx
 import jax
-import flax.linen as nn
-from flax import nnx
+import jax.numpy as jnp
 import optax
+from flax import nnx
+import kaun.activation as A
+import kaun.flax
+
+class MLP(nnx.Module):
+    def __init__(self, rngs: nnx.Rngs):
+        self.l1 = nnx.Linear(2, 64, rngs=rngs)
+        self.act = kaun.flax.PReLU(num_parameters=64)      # a learnable alpha per feature (nnx.Param)
+        self.l2 = nnx.Linear(64, 1, rngs=rngs)
+
+    def __call__(self, x):
+        return self.l2(A.squareplus(self.act(A.gelu(self.l1(x))), b=1.0))
+
+model = MLP(nnx.Rngs(0))
+optimizer = nnx.Optimizer(model, optax.adam(1e-2), wrt=nnx.Param)
+x = jnp.linspace(-2.0, 2.0, 64).reshape(32, 2)
+y = jnp.sin(x[:, :1]) * x[:, 1:]
+
+@nnx.jit
+def train_step(model, optimizer):
+    loss, grads = nnx.value_and_grad(lambda m: ((m(x) - y) ** 2).mean())(model)
+    optimizer.update(model, grads)
+    return loss
+
+for _ in range(100):
+    loss = train_step(model, optimizer)
+
+graphdef, state = nnx.split(model)                     # alpha is in the state, with the weights
+same = nnx.merge(graphdef, state)
+nnx.vmap(lambda m, v: m(v), in_axes=(None, 0))(same, x[:, None, :])
+
+seq = nnx.Sequential(nnx.Linear(2, 64, rngs=nnx.Rngs(1)), A.silu,  # functions where NNX takes callables
+                     nnx.Linear(64, 1, rngs=nnx.Rngs(2)))
+leaky = functools.partial(A.leaky_relu, negative_slope=0.2)   # or A.get("leaky_relu", negative_slope=0.2)
+seq(x), leaky(x)
+```
+
+### Flax linen
+
+```python
+import functools
+import jax
+import jax.numpy as jnp
+import flax.linen as nn
 import kaun.activation as A
 
-leaky = functools.partial(A.leaky_relu, negative_slope=0.2)   # or A.get("leaky_relu", negative_slope=0.2)
+leaky = functools.partial(A.leaky_relu, negative_slope=0.2)
 
-class MLP(nn.Module):                                            # Flax linen
+class MLP(nn.Module):
     @nn.compact
     def __call__(self, x):
         x = A.gelu(nn.Dense(64)(x))
         return nn.Dense(1)(leaky(nn.Dense(64)(x)))
 
-model = nnx.Sequential(nnx.Linear(2, 64, rngs=nnx.Rngs(0)), A.silu,  # Flax NNX
-                       nnx.Linear(64, 1, rngs=nnx.Rngs(1)))
-mlp = eqx.nn.MLP(2, 1, 64, 2, activation=A.mish, key=jax.random.key(0))  # Equinox
+params = MLP().init(jax.random.key(0), jnp.ones((1, 2)))
+jax.grad(lambda p: MLP().apply(p, jnp.ones((4, 2))).sum())(params)
+```
 
-optimizer = optax.adam(1e-2)                   # optax: gradients flow through kaun's custom_jvp
+## Equinox
+
+The functions go where Equinox takes an activation (`eqx.nn.MLP(..., activation=A.mish)`) and
+into any module. `kaun.equinox.PReLU(num_parameters=1, init=0.25, channel_axis=0, *,
+dtype=None)` learns alpha: an array leaf of shape `(num_parameters,)` (`num_parameters` and
+`channel_axis` are static fields; channels first, as Equinox's layers, which take one example
+and are `jax.vmap`-ed over a batch) (`pip install 'kaun[equinox]'`):
+
+```python
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+import kaun.activation as A
+import kaun.equinox
+
+class Net(eqx.Module):
+    mlp: eqx.nn.MLP
+    act: kaun.equinox.PReLU
+
+    def __init__(self, key):
+        self.mlp = eqx.nn.MLP(2, 16, 64, 2, activation=A.mish, key=key)  # a kaun function as activation
+        self.act = kaun.equinox.PReLU(num_parameters=16)                  # learnable alpha (an array leaf)
+
+    def __call__(self, x):                       # one example: eqx.Modules are vmapped over a batch
+        return self.act(self.mlp(x)).sum(keepdims=True)
+
+model = Net(jax.random.key(0))
+x = jnp.linspace(-2.0, 2.0, 64).reshape(32, 2)
+y = jnp.sin(x[:, :1]) * x[:, 1:]
+optimizer = optax.adam(1e-2)
+opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
+
+@eqx.filter_jit
+def train_step(model, opt_state):
+    loss, grads = eqx.filter_value_and_grad(lambda m: ((jax.vmap(m)(x) - y) ** 2).mean())(model)
+    updates, opt_state = optimizer.update(grads, opt_state, model)
+    return eqx.apply_updates(model, updates), opt_state, loss
+
+for _ in range(100):
+    model, opt_state, loss = train_step(model, opt_state)
+
+eqx.tree_serialise_leaves("net.eqx", model)
+same = eqx.tree_deserialise_leaves("net.eqx", Net(jax.random.key(1)))
+```
+
+## optax
+
+```python
+import jax
+import jax.numpy as jnp
+import optax
+import kaun.activation as A
+
+key1, key2 = jax.random.split(jax.random.key(0))
+params = {{"w1": 0.5 * jax.random.normal(key1, (2, 64)), "w2": 0.1 * jax.random.normal(key2, (64, 1))}}
+x = jnp.linspace(-2.0, 2.0, 64).reshape(32, 2)
+y = jnp.sin(x[:, :1]) * x[:, 1:]
+
+def loss(params):
+    h = A.gelu(x @ params["w1"])
+    return ((A.squareplus(h) @ params["w2"] - y) ** 2).mean()
+
+optimizer = optax.adam(1e-2)                   # gradients flow through kaun's derivative formulas
 opt_state = optimizer.init(params)
-grads = jax.grad(loss)(params)                 # loss built with A.gelu, A.squareplus, ...
-updates, opt_state = optimizer.update(grads, opt_state)
-params = optax.apply_updates(params, updates)
+for _ in range(100):
+    grads = jax.grad(loss)(params)
+    updates, opt_state = optimizer.update(grads, opt_state)
+    params = optax.apply_updates(params, updates)
 ```
 
 `examples/spirals.py` trains an MLP with JAX + optax (and with PyTorch) for several kaun
-activations; `tests/test_examples.py` runs it. Flax and Equinox are not installed in the
-project's environment, so the tests do not run the Flax and Equinox lines above; the Equinox
-MLP (with `A.mish`, and with the `functools.partial` of `leaky_relu`, under `jax.vmap` and
-`eqx.filter_grad`) was run by hand with equinox 0.13.8. They use nothing but the function as a
-callable.
+activations; `tests/test_examples.py` runs it.
+
+## Keras 3
+
+`import kaun.keras` registers every kaun function and layer with Keras's serialization under the
+package `kaun` (`pip install 'kaun[keras]'` and a backend: JAX or torch, both tested):
+
+```python
+import os
+os.environ["KERAS_BACKEND"] = "jax"            # or "torch": before Keras is imported
+import numpy as np
+import keras
+import kaun.activation as A
+import kaun.keras as KK                        # registers kaun's functions and layers with Keras
+
+inputs = keras.Input((2,))
+h = keras.layers.Dense(64, activation=A.squareplus)(inputs)      # saved as "kaun>squareplus"
+h = KK.PReLU()(h)                                                # learnable alpha
+h = keras.layers.Dense(64, activation=KK.get("leaky_relu", negative_slope=0.2))(h)
+h = KK.mish(h)                                                   # on a symbolic tensor: a layer
+outputs = keras.layers.Dense(1)(KK.GLU()(h))                     # glu halves the last axis
+model = keras.Model(inputs, outputs)
+
+x = np.linspace(-2.0, 2.0, 64, dtype=np.float32).reshape(32, 2)
+y = np.sin(x[:, :1]) * x[:, 1:]
+model.compile(optimizer="adam", loss="mse")
+model.fit(x, y, epochs=5, verbose=0)
+model.save("model.keras")
+same = keras.models.load_model("model.keras")   # kaun's functions again (import kaun.keras first)
+np.testing.assert_array_equal(same.predict(x, verbose=0), model.predict(x, verbose=0))
+```
+
+- **Saving.** A layer built with `activation=A.squareplus` (or `KK.squareplus`) is saved as
+  `"kaun>squareplus"` and loads as kaun's function. Keras writes a function's bare name, and
+  loads its own function of that name, unless the function is registered: so import
+  `kaun.keras` before building the model (a model saved without it names Keras's `squareplus`,
+  whose value at -1e4 is 0, not 1e-4). Loading a model that names `kaun>...` without
+  `import kaun.keras` raises Keras's `TypeError: Could not locate function 'kaun>squareplus'`,
+  never a namesake. A string (`activation="gelu"`) is Keras's own function.
+- **By name.** `KK.get("hardswish")` takes kaun's names and aliases (`"kaun>gelu"` too);
+  `KK.get("leaky_relu", negative_slope=0.2)` returns an `Activation` layer holding the
+  hyper-parameter, which serializes (a `functools.partial` does not).
+- **Layers.** One per function, named as in `kaun.nn` (`KK.GELU()`, `KK.LeakyReLU(negative_slope=0.2)`,
+  `KK.Squareplus(b=1.0)`, `KK.GLU(axis=-1)`, ...; `KK.Activation(name, **hyper_parameters)` for
+  any), hyper-parameters checked when built and in `get_config`. `KK.PReLU` is
+  `keras.layers.PReLU` (its `alpha_initializer`, `alpha_regularizer`, `alpha_constraint`,
+  `shared_axes`) computed by kaun, starting at 0.25 as torch (Keras's starts at 0). `glu`
+  halves an axis: use the `GLU` layer, not `glu` as a `Dense` activation (Keras takes the output
+  to have the layer's units).
+- **Symbolic tensors.** `KK.gelu(keras.Input(...))` adds an `Activation` layer to the functional
+  model; `A.gelu` on a `KerasTensor` raises a `TypeError` that points to `kaun.keras.gelu`.
+- **Export.** With the torch backend, `model.export(path, format="onnx")` runs in ONNX Runtime
+  (tested); the JAX backend's needs jax2onnx, not tested.
 
 ## Dask
 
@@ -576,8 +802,8 @@ callable.
 import dask.array as da
 import kaun.activation as A
 
-x = da.random.standard_normal(64_000_000, chunks=1_000_000)
-y = A.gelu(x)                    # lazy: a map_blocks over 64 chunks, nothing computed yet
+x = da.random.standard_normal(4_000_000, chunks=500_000)
+y = A.gelu(x)                    # lazy: a map_blocks over 8 chunks, nothing computed yet
 dy = A.derivative(A.gelu)(x)     # lazy too
 y.compute()                      # each chunk through kaun's NumPy path, on any scheduler
 ```

@@ -58,9 +58,34 @@ def test_import_leaves_torch_and_jax_out() -> None:
     code = (
         "import sys, numpy as np, kaun.activation as A; A.gelu(np.ones(3)); A.glu(np.ones(4));"
         "A.gelu(1.0); A.derivative(A.mish)(np.ones(2));"
-        "bad = [m for m in ('torch', 'jax', 'jaxlib', 'dask', 'scipy') if m in sys.modules];"
+        "bad = [m for m in ('torch', 'jax', 'jaxlib', 'dask', 'scipy', 'keras', 'flax', 'equinox',"
+        " 'onnx', 'onnxruntime', 'onnxscript', 'optax') if m in sys.modules];"
         "assert not bad, bad"
     )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(("module", "allowed"), [
+    ("kaun.flax", {"jax", "jaxlib", "flax", "optax"}),
+    ("kaun.equinox", {"jax", "jaxlib", "equinox"}),
+    ("kaun.nn", {"torch"}),
+])
+def test_each_adapter_imports_only_its_framework(module: str, allowed: set[str]) -> None:
+    """kaun.flax, kaun.equinox, kaun.nn: their framework, none of the others (kaun.keras imports
+    keras and its backend, which Keras chooses)."""
+    frameworks = {"torch", "jax", "jaxlib", "keras", "flax", "equinox", "onnx", "onnxruntime",
+                  "onnxscript", "optax"}
+    code = (f"import sys, {module};"
+            f"print(sorted(m for m in {sorted(frameworks)!r} if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    loaded = set(eval(r.stdout))  # noqa: S307 (our own printed list)
+    assert loaded - allowed == set(), loaded
+
+
+def test_kaun_keras_imports_keras_with_its_backend_only() -> None:
+    code = ("import os, sys; os.environ['KERAS_BACKEND'] = 'jax'; import kaun.keras;"
+            "bad = [m for m in ('torch', 'flax', 'equinox', 'onnx', 'onnxruntime') if m in sys.modules];"
+            "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -92,7 +92,7 @@ def test_accuracy_links_resolve() -> None:
 
 def test_index_links_every_page() -> None:
     index = (DOCS / "index.md").read_text()
-    for page in [*PAGES[:-2], "frameworks.md", "accuracy.md", "speed.md"]:
+    for page in [*PAGES[:-2], "frameworks.md", "accuracy.md", "speed.md", "onnx.md"]:
         assert f"({page})" in index, page
     for name in A.names():
         assert f"| `{name}` |" in index
@@ -211,3 +211,46 @@ def test_torch_dtensor() -> None:
                        env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ok"
+
+
+# ---- every code block of frameworks.md runs ------------------------------------------------------
+
+
+def _code_blocks(page: str) -> list[tuple[str, str]]:
+    """(section, code) for each ```python block of a page that is not a transcript (those are
+    run by docs/build.py itself)."""
+    out = []
+    section = ""
+    for part in re.split(r"^(#+ .*)$", (DOCS / page).read_text(), flags=re.M):
+        if part.startswith("#"):
+            section = part.lstrip("# ").strip()
+            continue
+        for code in re.findall(r"```python\n(.*?)```", part, flags=re.S):
+            if ">>>" not in code:
+                out.append((section, code))
+    return out
+
+
+FRAMEWORK_BLOCKS = _code_blocks("frameworks.md")
+# third-party deprecations, not ours: Keras's Variable.__array__ has no copy keyword (NumPy 2),
+# torch.onnx's decomposition calls torch's deprecated pytree check (torch 2.13)
+THIRD_PARTY = ["-W", "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning",
+               "-W", "ignore:`isinstance(treespec, LeafSpec)` is deprecated:FutureWarning"]
+
+
+def test_frameworks_page_has_a_block_per_framework() -> None:
+    sections = {s for s, _ in FRAMEWORK_BLOCKS}
+    assert {"PyTorch", "ONNX", "JAX", "Flax NNX", "Flax linen", "Equinox", "optax", "Keras 3",
+            "Dask"} <= sections, sections
+
+
+@pytest.mark.parametrize("i", range(len(FRAMEWORK_BLOCKS)),
+                         ids=[f"{i}-{s.replace(' ', '_')}" for i, (s, _) in enumerate(FRAMEWORK_BLOCKS)])
+def test_frameworks_page_code_runs(i: int, tmp_path: Path) -> None:
+    """Each block as a user would paste it: a fresh interpreter in an empty folder, warnings as
+    errors."""
+    _, code = FRAMEWORK_BLOCKS[i]
+    r = subprocess.run([sys.executable, "-W", "error", *THIRD_PARTY, "-c", code],
+                       capture_output=True, text=True, check=False, cwd=tmp_path, timeout=600,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]

@@ -24,7 +24,7 @@ import torch
 
 import kaun.activation as A
 from kaun._core import ENTRIES
-from kaun.activation._params import hyper, real
+from kaun.activation._params import hyper, prelu_alpha_shape, prelu_layer
 
 __all__ = [
     "ReLU",
@@ -182,42 +182,18 @@ class PReLU(torch.nn.Module):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(num_parameters, bool) or not isinstance(num_parameters, numbers.Integral):
-            raise TypeError(
-                "kaun.nn.PReLU: num_parameters must be an int, "
-                f"got {type(num_parameters).__name__}"
-            )
-        if num_parameters < 1:
-            raise ValueError(f"kaun.nn.PReLU: num_parameters must be >= 1, got {num_parameters}")
-        if isinstance(channel_axis, bool) or not isinstance(channel_axis, numbers.Integral):
-            raise TypeError(
-                f"kaun.nn.PReLU: channel_axis must be an int, got {type(channel_axis).__name__}"
-            )
-        value = real("kaun.nn.PReLU", "init", init)
-        self.num_parameters = int(num_parameters)
+        n, value, axis = prelu_layer("kaun.nn.PReLU", num_parameters, init, channel_axis)
+        self.num_parameters = n
         self.init = value
-        self.channel_axis = int(channel_axis)
+        self.channel_axis = axis
         self.alpha = torch.nn.Parameter(
             torch.full((self.num_parameters,), value, dtype=dtype, device=device)
         )
 
     def _alpha_for(self, x: torch.Tensor) -> torch.Tensor:
         alpha: torch.Tensor = self.alpha.to(dtype=x.dtype)
-        if self.num_parameters == 1:
-            return alpha.reshape(())
-        nd = x.dim()
-        if not -nd <= self.channel_axis < nd:
-            raise ValueError(
-                f"kaun.nn.PReLU: channel_axis {self.channel_axis} is out of range for an input "
-                f"of {nd} dimension(s)"
-            )
-        ax = self.channel_axis % nd
-        if x.shape[ax] != self.num_parameters:
-            raise ValueError(
-                f"kaun.nn.PReLU: the input has {x.shape[ax]} channels on axis "
-                f"{self.channel_axis}, the module {self.num_parameters} parameters"
-            )
-        return alpha.reshape((self.num_parameters,) + (1,) * (nd - 1 - ax))
+        return alpha.reshape(prelu_alpha_shape("kaun.nn.PReLU", self.num_parameters,
+                                               self.channel_axis, tuple(x.shape)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = A.prelu(x, self._alpha_for(x))

@@ -21,6 +21,7 @@ Which path serves a call (``_cpu`` and ``_eager`` decide, per call, without read
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import torch
@@ -44,9 +45,13 @@ def _expm1(x: Any) -> Any:
     and log are accurate. A few ulp; x where exp(x) rounds to 1, -1 and inf at the ends."""
     if not torch.compiler.is_compiling():
         return torch.expm1(x)
+    return _expm1_kahan(x)
+
+
+def _expm1_kahan(x: Any) -> Any:
     u = torch.exp(x)
     um1 = u - 1.0
-    big = torch.isinf(u)
+    big = u == float("inf")  # (not isinf: the TorchScript ONNX exporter casts its input to double)
     y = um1 * (x / torch.log(torch.where(big | (u == 1.0), 2.0, u)))
     return torch.where(u == 1.0, x, torch.where(um1 == -1.0, -1.0, torch.where(big, u, y)))
 
@@ -80,6 +85,43 @@ class TorchOps:
 
 
 O = TorchOps()  # noqa: E741
+
+
+def _log1p_onnx(x: Any) -> Any:
+    """log1p for ONNX, which has no such operator (torch.onnx writes log(1 + x): 0 for
+    |x| < 2^-25): Kahan's log(u) * x / (u - 1), u = 1 + x; x where u rounds to 1."""
+    u = 1.0 + x
+    y = torch.log(u) * (x / torch.where(u == 1.0, 1.0, u - 1.0))
+    return torch.where(u == 1.0, x, torch.where(u == float("inf"), u, y))
+
+
+def _tanh_onnx(x: Any) -> Any:
+    """tanh for ONNX Runtime, whose float32 Tanh is up to 100 ulp off below |x| = 1e-10 (within
+    3.2 ulp elsewhere): x itself where tanh(x) rounds to x (x^3/3 below half an ulp of x)."""
+    return torch.where(torch.abs(x) < (2.0**-27 if x.dtype == torch.float64 else 2.0**-12),
+                       x, torch.tanh(x))
+
+
+class OnnxOps(TorchOps):
+    """The vocabulary while torch.onnx.export traces (dynamo or TorchScript): operators that
+    ONNX Runtime implements, and implements accurately (ONNX has no expm1 either: torch.onnx's
+    exp(x) - 1 loses elu's relative precision near 0)."""
+
+    expm1 = staticmethod(_expm1_kahan)
+    log1p = staticmethod(_log1p_onnx)  # type: ignore[assignment]  # (torch's own is typed)
+    tanh = staticmethod(_tanh_onnx)  # type: ignore[assignment]
+
+
+O_ONNX = OnnxOps()
+
+
+def _ops() -> Any:
+    """The vocabulary for this call: ONNX's while torch.onnx.export traces (torch.onnx is
+    imported then), torch's otherwise."""
+    onnx = sys.modules.get("torch.onnx")
+    if onnx is not None and onnx.is_in_onnx_export():
+        return O_ONNX
+    return O
 
 
 def _eager() -> bool:
@@ -148,7 +190,7 @@ def _work(entry: Entry, which: str, xs: tuple[Any, ...], args: tuple[Any, ...]) 
     fn = _LOWERED.get((entry.key, which, prec, structure))
     if fn is None:  # a form no entry's `forms` reaches (tests/test_kernels.py checks there is none)
         fn = _lower(entry, which, prec, structure)
-    return fn(O, *xs, tuple(v for v in args if isinstance(v, float)))
+    return fn(_ops(), *xs, tuple(v for v in args if isinstance(v, float)))
 
 
 def _args(entry: Entry, x: Any, p: tuple[float, ...]) -> tuple[Any, ...]:

@@ -46,9 +46,12 @@ def backend_of(qualname: str, x: Any, arg: str = "x") -> Any:
     if be is None:
         be = _find(t, x)
         if be is None:
+            hint = ""
+            if t.__module__.partition(".")[0] == "keras":  # a symbolic KerasTensor
+                hint = f"; on Keras's symbolic tensors use kaun.keras.{qualname.rpartition('.')[2]}"
             raise TypeError(
                 f"{qualname}: {arg} must be an array (NumPy, PyTorch, JAX, Dask, CuPy or any "
-                f"Array API array) or a real number, got {t.__name__}"
+                f"Array API array) or a real number, got {t.__name__}{hint}"
             )
         _CACHE[t] = be  # one atomic store: racing threads at worst both compute the same answer
     return be

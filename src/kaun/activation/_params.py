@@ -50,3 +50,35 @@ def axis(qualname: str, ax: Any, ndim: int) -> int:
             f"{qualname}: axis {a} is out of range for an array of {ndim} dimension(s)"
         )
     return a % ndim
+
+
+def prelu_layer(who: str, num_parameters: Any, init: Any, channel_axis: Any) -> tuple[int, float, int]:
+    """The checked arguments of a learnable PReLU (kaun.nn, kaun.flax, kaun.equinox):
+    (num_parameters, init, channel_axis); errors name the layer ``who``."""
+    if isinstance(num_parameters, bool) or not isinstance(num_parameters, numbers.Integral):
+        raise TypeError(f"{who}: num_parameters must be an int, got {type(num_parameters).__name__}")
+    if num_parameters < 1:
+        raise ValueError(f"{who}: num_parameters must be >= 1, got {num_parameters}")
+    if isinstance(channel_axis, bool) or not isinstance(channel_axis, numbers.Integral):
+        raise TypeError(f"{who}: channel_axis must be an int, got {type(channel_axis).__name__}")
+    return int(num_parameters), real(who, "init", init), int(channel_axis)
+
+
+def prelu_alpha_shape(who: str, num_parameters: int, channel_axis: int,
+                      shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape that a learnable PReLU's alpha of shape (num_parameters,) takes to broadcast
+    along ``channel_axis`` of an input of ``shape``: () for one parameter."""
+    if num_parameters == 1:
+        return ()
+    nd = len(shape)
+    if not -nd <= channel_axis < nd:
+        raise ValueError(
+            f"{who}: channel_axis {channel_axis} is out of range for an input of {nd} dimension(s)"
+        )
+    ax = channel_axis % nd
+    if shape[ax] != num_parameters:
+        raise ValueError(
+            f"{who}: the input has {shape[ax]} channels on axis {channel_axis}, the module "
+            f"{num_parameters} parameters"
+        )
+    return (num_parameters,) + (1,) * (nd - 1 - ax)
