@@ -579,9 +579,13 @@ among them; for such a function of your own, nest `jax.jvp` instead: the n-th de
 a direction is n nested `jvp`s.)
 
 ```python
+import jax.numpy as jnp
 from jax.experimental import jet
+import kaun.activation as A
 
-y, (d1, d2, d3) = jet.jet(A.gelu, (x,), ((jnp.ones_like(x), jnp.zeros_like(x), jnp.zeros_like(x)),))
+x = jnp.linspace(-3.0, 3.0, 7)
+one, zero = jnp.ones_like(x), jnp.zeros_like(x)
+y, (d1, d2, d3) = jet.jet(A.gelu, (x,), ((one, zero, zero),))   # gelu, gelu', gelu'', gelu'''
 ```
 
 ### Sharded arrays

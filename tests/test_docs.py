@@ -235,7 +235,10 @@ FRAMEWORK_BLOCKS = _code_blocks("frameworks.md")
 # third-party deprecations, not ours: Keras's Variable.__array__ has no copy keyword (NumPy 2),
 # torch.onnx's decomposition calls torch's deprecated pytree check (torch 2.13)
 THIRD_PARTY = ["-W", "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning",
-               "-W", "ignore:`isinstance(treespec, LeafSpec)` is deprecated:FutureWarning"]
+               "-W", "ignore:`isinstance(treespec, LeafSpec)` is deprecated:FutureWarning",
+               # torch.func's own internals (jacfwd, hessian) call torch.jit.script (torch 2.13),
+               # as pyproject.toml's filter says
+               "-W", "ignore:`torch.jit.script` is deprecated:DeprecationWarning"]
 
 
 def test_frameworks_page_has_a_block_per_framework() -> None:
