@@ -17,10 +17,11 @@ from typing import Any
 import dask.array as da
 import jax
 import jax.numpy as jnp
-import ml_dtypes
 import numpy as np
 import pytest
 import torch
+from bits import bits as _bits
+from bits import grid, to_torch
 from jax.experimental import jet
 
 import kaun.activation as A
@@ -45,41 +46,6 @@ DTYPES = ["float16", "bfloat16", "float32", "float64"]
 needs_kernels = pytest.mark.skipif(not K.enabled(), reason="no C compiler: no compiled kernels")
 
 
-def _np_dtype(name: str) -> Any:
-    return ml_dtypes.bfloat16 if name == "bfloat16" else np.dtype(name)
-
-
-def _grid(dtype: str) -> np.ndarray:
-    fi = ml_dtypes.finfo(_np_dtype(dtype))
-    rng = np.random.default_rng(3)
-    lo, hi = np.log(float(fi.smallest_normal)), np.log(float(fi.max))
-    n = 4096
-    v = np.concatenate([
-        np.exp(rng.uniform(lo, hi, n)) * rng.choice([-1.0, 1.0], n), rng.normal(0.0, 4.0, n),
-        np.linspace(-120.0, 120.0, 1201), np.linspace(-800.0, 800.0, 801),
-        [0.0, -0.0, np.inf, -np.inf, np.nan, float(fi.max), -float(fi.max), -1.0, 1.0, -3.0, 3.0],
-    ])
-    with np.errstate(over="ignore"):
-        return v.astype(_np_dtype(dtype))
-
-
-def _bits(a: Any) -> np.ndarray:
-    if isinstance(a, torch.Tensor):
-        a = a.detach()
-        a = a.view(torch.int16).numpy().view(ml_dtypes.bfloat16) if a.dtype == torch.bfloat16 else a.numpy()
-    a = np.asarray(a)
-    nan = np.isnan(a.astype(np.float64))
-    u = a.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[a.itemsize]).copy()
-    u[nan] = 0
-    return u
-
-
-def _torch(v: np.ndarray) -> torch.Tensor:
-    if v.dtype == ml_dtypes.bfloat16:
-        return torch.from_numpy(v.view(np.int16).copy()).view(torch.bfloat16)
-    return torch.from_numpy(v.copy())
-
-
 def _grads(fn: Any, x: torch.Tensor, n: int, **kw: Any) -> list[torch.Tensor]:
     """f', ..., f^(n) of an elementwise function by nested torch.autograd.grad (the last one
     without create_graph: the backward's vjp kernel)."""
@@ -102,16 +68,16 @@ def _grads(fn: Any, x: torch.Tensor, n: int, **kw: Any) -> list[torch.Tensor]:
 @pytest.mark.parametrize("name,kw", CASES, ids=IDS)
 def test_orders_2_and_3_agree_bitwise(name: str, kw: dict[str, float], dtype: str) -> None:
     fn = getattr(A, name)
-    x = _grid(dtype)
+    x = grid(dtype, 4096)
     finite = ~np.isnan(x.astype(np.float64))
     # torch's own backward of its delegated ops (relu family) says what it likes at NaN
     keep = slice(None) if ENTRIES[name].smooth else finite
-    g = _grads(fn, _torch(x), 3, **kw)
+    g = _grads(fn, to_torch(x, dtype), 3, **kw)
     for order in (2, 3):
         ref = _bits(A.derivative(fn, order=order)(x, **kw))
         chunks = da.from_array(x, chunks=x.size // 3)
         assert np.array_equal(_bits(A.derivative(fn, order=order)(chunks, **kw).compute()), ref)
-        assert np.array_equal(_bits(A.derivative(fn, order=order)(_torch(x), **kw)), ref)
+        assert np.array_equal(_bits(A.derivative(fn, order=order)(to_torch(x, dtype), **kw)), ref)
         assert np.array_equal(_bits(g[order - 1])[keep], ref[keep]), f"torch backward of order {order}"
 
 
@@ -246,11 +212,11 @@ def test_finite_where_the_truth_is_and_the_limits(name: str, dtype: str) -> None
     function); +-inf gives the limit (0 for all but the piecewise-linear ones' constant 0 too);
     NaN gives NaN for the smooth functions."""
     fn = getattr(A, name)
-    x = _grid(dtype)
+    x = grid(dtype, 4096)
     xf = x.astype(np.float64)
     for order in (2, 3):
         for be in ("numpy", "torch", "jax"):
-            xb: Any = jnp.asarray(x) if be == "jax" else x if be == "numpy" else _torch(x)
+            xb: Any = jnp.asarray(x) if be == "jax" else x if be == "numpy" else to_torch(x, dtype)
             y = A.derivative(fn, order=order)(xb)
             yf = (y.detach().to(torch.float64).numpy() if isinstance(y, torch.Tensor)
                   else np.asarray(y).astype(np.float64))

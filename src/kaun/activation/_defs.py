@@ -748,17 +748,9 @@ def _gelu_approx_v(o: Any, x: Array) -> tuple[Array, Array, Array, Array]:
     return xc, vh, vl, dv
 
 
-def _gelu_approx_sig(o: Any, vh: Array) -> tuple[Array, Array, Array, Array, Array]:
-    """(pos, ts, sc, t, r): t = exp(-|v|) = ts sc, r = 1 / (1 + t) (see sp.exp_neg)."""
-    pos, na = _nabs(o, vh)
-    ts, sc = sp.exp_neg(o, -na)
-    t = ts * sc
-    return pos, ts, sc, t, 1.0 / (1.0 + t)
-
-
 def _gelu_approx(o: Any, x: Array) -> Array:
     xc, vh, vl, _ = _gelu_approx_v(o, x)
-    pos, ts, sc, t, r = _gelu_approx_sig(o, vh)
+    pos, _, ts, sc, t, r = _sig_parts(o, vh)
     # sigmoid(vh + vl) = s (1 + sigmoid(-v) vl) to first order; v < 0: s = t r, v >= 0: s = r
     xv = o.clip(x, -1e4, None)
     return o.where(pos, xv * r * (1.0 + t * r * vl), (((xc * ts) * r) * (1.0 + r * vl)) * sc)
@@ -766,7 +758,7 @@ def _gelu_approx(o: Any, x: Array) -> Array:
 
 def _d_gelu_approx(o: Any, x: Array) -> Array:
     xc, vh, vl, dv = _gelu_approx_v(o, x)
-    pos, ts, sc, t, r = _gelu_approx_sig(o, vh)
+    pos, _, ts, sc, t, r = _sig_parts(o, vh)
     # s + x v' s sn, with s sn corrected by (1 + (sn - s) vl)
     tr = t * r
     d_pos = r * (1.0 + tr * vl) + xc * dv * (tr * r) * (1.0 + (tr - r) * vl)
@@ -845,10 +837,7 @@ def _silu(o: Any, x: Array) -> Array:
 
 def _d_silu(o: Any, x: Array) -> Array:
     xc = _fin(o, x)
-    pos, na = _nabs(o, xc)
-    ts, sc = sp.exp_neg(o, -na)
-    t = ts * sc
-    r = 1.0 / (1.0 + t)
+    pos, _, ts, sc, t, r = _sig_parts(o, xc)
     # s + x s sn: x >= 0, s = r, sn = t r; x < 0, s = t r, sn = r
     return o.where(pos, r * (1.0 + xc * t * r), ((ts * r) * (1.0 + xc * r)) * sc)
 
