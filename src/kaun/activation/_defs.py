@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from decimal import Decimal, getcontext
+from decimal import Context, Decimal
 from typing import Any, TypeVar
 
 from .. import _special as sp
@@ -24,6 +24,9 @@ from ._dispatch import apply, apply_glu, apply_prelu
 
 ArrayT = TypeVar("ArrayT")
 Array = Any
+# the arithmetic of the constants below, at 50 digits, in a context of its own (setting the
+# thread's context would change the precision of the importing program's Decimals)
+_D50 = Context(prec=50)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -77,10 +80,10 @@ def _fin(o: Any, x: Array) -> Array:
 # s2 ~ -x/8) and t - t0 is t0 expm1(X0 - |x|) (exact next to the zeros of s3 at +-X0), so each
 # keeps its relative precision everywhere. Each comes divided by sc (t = ts sc, ts normal; see
 # sp.exp_neg): multiplying by x and then by sc keeps x s2 precise where t is subnormal and x t is not.
-getcontext().prec = 50
-_X0 = (Decimal(2) + Decimal(3).sqrt()).ln()
-_T0, _T1 = float(Decimal(2) - Decimal(3).sqrt()), float(Decimal(2) + Decimal(3).sqrt())
-_X0_SPLIT = {p: (h, float(_X0 - Decimal(h))) for p, h in (
+_SQRT3 = _D50.sqrt(Decimal(3))
+_X0 = _D50.ln(_D50.add(Decimal(2), _SQRT3))
+_T0, _T1 = float(_D50.subtract(Decimal(2), _SQRT3)), float(_D50.add(Decimal(2), _SQRT3))
+_X0_SPLIT = {p: (h, float(_D50.subtract(_X0, Decimal(h)))) for p, h in (
     (32, sp.round_const(float(_X0), 32)[0]), (64, float(_X0)))}
 
 
@@ -439,7 +442,7 @@ def elu(x: ArrayT, /, *, alpha: float = 1.0) -> ArrayT:
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_LAMBDA = 1.0507009873554804934193349852946
 _SELU_LA = float(
-    Decimal("1.6732632423543772848170429916717") * Decimal("1.0507009873554804934193349852946")
+    _D50.multiply(Decimal("1.6732632423543772848170429916717"), Decimal("1.0507009873554804934193349852946"))
 )
 
 
@@ -562,12 +565,11 @@ def celu(x: ArrayT, /, *, alpha: float = 1.0) -> ArrayT:
 
 # ================================ Smooth activations ==========================================
 
-getcontext().prec = 50
-_INV_SQRT2 = Decimal(2).sqrt() / 2
+_INV_SQRT2 = _D50.divide(_D50.sqrt(Decimal(2)), Decimal(2))
 _INV_SQRT_2PI = 0.3989422804014327
 _GELU_C = {
     # (c rounded to the working dtype, the rest of c): x/sqrt(2) = x*c_hi + x*c_lo
-    p: (float(h), float(_INV_SQRT2 - Decimal(float(h))))
+    p: (float(h), float(_D50.subtract(_INV_SQRT2, Decimal(float(h)))))
     for p, h in ((32, float.fromhex("0x1.6a09e6p-1")), (64, float(_INV_SQRT2)))
 }
 
@@ -664,7 +666,7 @@ def _phi_scaled(o: Any, x: Array) -> tuple[Array, Array, Array]:
     return xc, g, sc
 
 
-_SQRT2_SPLIT = {p: (h, float(Decimal(2).sqrt() - Decimal(h))) for p, h in (
+_SQRT2_SPLIT = {p: (h, float(_D50.subtract(_D50.sqrt(Decimal(2)), Decimal(h)))) for p, h in (
     (32, sp.round_const(math.sqrt(2.0), 32)[0]), (64, math.sqrt(2.0)))}
 
 
@@ -716,7 +718,7 @@ def _split_dec(d: Decimal, prec: int) -> tuple[float, float]:
     import numpy as np
 
     hi = float(np.float32(float(d))) if prec == 32 else float(d)
-    return hi, float(d - Decimal(hi))
+    return hi, float(_D50.subtract(d, Decimal(hi)))
 
 
 # 2 sqrt(2/pi) and 0.044715, each as hi + lo per working precision
@@ -787,11 +789,13 @@ def _gelu_approx_high(o: Any, x: Array, order: int) -> Array:
     else:
         x0h, x0l = _X0_SPLIT[o.prec(x)]
         tt = (_T0 * o.expm1((x0h + na) + x0l)) * (t - _T1)
-        mid = 3.0 * (dv + xc * ddv) * (em * (1.0 + t))
         # 3v'' + x v''' = 4 c3 x in one product (3 c3 x alone is subnormal where the result is not);
-        # the two terms that cancel next to the zeros at +-2.0135 with their common factor v' out
-        br = ((1.0 + t) * (1.0 + t)) * ((4.0 * c3) * xc) + dv * (o.where(pos, -mid, mid)
-                                                                + ((xc * dv) * dv) * tt)
+        # the two terms that cancel next to the zeros at +-2.0135 with their common factor v' out,
+        # each product exact (two_prod) before they meet: their roundings were amplified there
+        mh, ml = sp.two_prod(o, 3.0 * (dv + xc * ddv), em * (1.0 + t))
+        mh, ml = o.where(pos, -mh, mh), o.where(pos, -ml, ml)
+        qh, ql = sp.two_prod(o, (xc * dv) * dv, tt)
+        br = ((1.0 + t) * (1.0 + t)) * ((4.0 * c3) * xc) + dv * ((mh + qh) + (ml + ql))
         u = (ts * r * r * r * r) * br
     # the correction as a factor: u vl alone can be subnormal (and flushed) where u is not
     return (u * o.where(pos, 1.0 - vl, 1.0 + vl)) * sc
