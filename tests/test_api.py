@@ -30,7 +30,7 @@ DEFAULTS = {
 
 def test_exactly_the_spec_functions() -> None:
     assert set(SPEC) <= set(A.__all__)
-    assert set(A.__all__) - set(SPEC) == {"derivative", "get", "names"}
+    assert set(A.__all__) - set(SPEC) == {"derivative", "get", "names", "info"}
     assert A.names() == SPEC
 
 

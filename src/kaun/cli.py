@@ -7,7 +7,7 @@
     kaun-activation plot gelu silu --derivative -o act.png
     kaun-activation gallery -o docs/gallery.png
     kaun-activation build              # compile every function's kernels ahead, into the cache
-    kaun-activation cache [--clear]    # where the compiled kernels are, or delete them
+    kaun-activation cache [--clear]    # which kernels serve here and where they are, or delete them
 
 Also ``python -m kaun.cli``. Plots need matplotlib (``pip install 'kaun[plot]'``).
 Exit status: 0 on success, 2 on bad usage or bad input (the message names the problem).
@@ -340,7 +340,7 @@ def _parser() -> argparse.ArgumentParser:
     bu.add_argument("--jobs", type=int, default=0, help="compilers at a time (default: one per CPU)")
 
     ca = sub.add_parser("cache", help="where the compiled kernels are kept (or --clear them)")
-    ca.add_argument("--clear", action="store_true", help="delete the cache folder")
+    ca.add_argument("--clear", action="store_true", help="delete the kernel libraries kaun wrote there")
     return p
 
 
@@ -367,15 +367,29 @@ def cache_text(clear: bool) -> str:
     from kaun import _kernels as K
 
     if clear:
-        return f"deleted {K.cache_dir()} ({K.clear_cache()} kernel libraries)"
-    i = K.cache_info()
-    state = "compiled kernels serve NumPy, Dask and torch CPU arrays" if i["enabled"] else (
-        f"compiled kernels are off ({i['why_not']}): the formulas serve every array")
+        n = K.clear_cache()
+        return f"deleted {n} kernel libraries from {K.cache_dir()} (and nothing else there)"
+    from kaun.activation import info
+
+    st = info()
+    i = st["cache"]
+    if st["path"] == "formulas":
+        lines = [f"no compiled kernels here: the formulas serve every array ({st['why']})"]
+    else:
+        who = "prebuilt kernels" if st["path"] == "prebuilt" else "kernels compiled on this machine"
+        where = {"prebuilt": "prebuilt", "cache": "from the cache", "compiled": "compiled now"}
+        lines = [f"{who} serve NumPy, Dask and torch CPU arrays (JAX: the formulas through XLA; "
+                 "other torch devices: the formulas in torch operations)",
+                 f"runtime:  {st['runtime']} ({where.get(st['runtime_origin'], '?')}; "
+                 + ("OpenMP threads)" if st["openmp"] else "no OpenMP: one thread a call)")]
+    refused = f" (refused: {i['refused']})" if i["refused"] else ""
     return "\n".join([
-        f"cache:    {i['dir']} ({i['libraries']} kernel libraries, {i['bytes'] / 2**20:.1f} MiB)",
-        f"compiler: {i['compiler'] or '-'}",
-        state,
-        "set KAUN_CACHE_DIR to move it; `kaun-activation cache --clear` deletes it",
+        *lines,
+        f"level:    {st['isa']} (this CPU: {st['detected_isa']}; KAUN_ISA sets another)",
+        f"prebuilt: {st['prebuilt'] or 'none for this machine in this installation'}",
+        f"compiler: {st['compiler'] or '-'}",
+        f"cache:    {i['dir']} ({i['libraries']} kernel libraries, {i['bytes'] / 2**20:.1f} MiB){refused}",
+        "set KAUN_CACHE_DIR to move it; `kaun-activation cache --clear` deletes kaun's files in it",
     ])
 
 

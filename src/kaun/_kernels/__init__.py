@@ -2,23 +2,37 @@
 
 ``compiled(entry, p, io)`` gives the kernels that compute ``entry``'s value, derivative and
 vector-Jacobian product for hyper-parameters ``p`` and I/O dtype ``io``, or None where no compiled
-kernel can serve (no C compiler, ``KAUN_KERNELS=0``, a failed build): the caller then evaluates
-the formula with array operations, within the same documented bounds.
+kernel can serve (no prebuilt library and no C compiler, ``KAUN_KERNELS=0``, a failed build): the
+caller then evaluates the formula with array operations, within the same documented bounds.
 
 How a kernel comes to be: the entry's formula is traced (``kaun._ir``) once per working precision
-and order, lowered to C (``codegen``), and the three kernels of one entry, variant and I/O dtype are
-compiled into one shared library by the system's C compiler (``$KAUN_CC``, else
-``cc``, ``gcc`` or ``clang``) with ``-O3 -march=native``. The library is kept in an on-disk cache,
-named by a hash of its source, the headers, the flags, the compiler and the CPU, so a later
-process only loads it:
+and order, lowered to C (``codegen``), and the kernels of one entry, variant and I/O dtype are one
+shared library, named by a hash of its source, the headers, the flags and the instruction-set
+level it is compiled for (``isa()``: x86-64-v2, v3 or v4, armv8-a; ``$KAUN_ISA`` overrides). Where
+a library comes from, in this order:
 
-* where: ``$KAUN_CACHE_DIR``, else ``$XDG_CACHE_HOME/kaun``, else ``~/.cache/kaun``;
-* clear it: delete that folder (or ``kaun-activation cache --clear``);
-* build it ahead: ``kaun-activation build`` (every form of every function, four dtypes).
+* **prebuilt**: a wheel built with ``KAUN_PREBUILT`` carries every library of every level in
+  ``kaun/_kernels/prebuilt`` (``build_all`` into that folder; see setup.py);
+* **the cache**, compiled here on an earlier call: ``$KAUN_CACHE_DIR``, else
+  ``$XDG_CACHE_HOME/kaun``, else ``~/.cache/kaun``; created private, and refused (with a warning
+  that says why) where another user could write it or a library in it;
+* **compiled now** by the system's C compiler (``$KAUN_CC``, else ``cc``, ``gcc`` or ``clang``)
+  into the cache, written to a temporary file, flushed to disk and renamed into place.
+
+Every library ends with a trailer (a SHA-256 of the rest and a magic word), checked before it is
+loaded: a truncated or damaged file is deleted and built again once, never loaded (a truncated
+ELF file kills the process with SIGBUS). ``kaun-activation build`` builds every library ahead;
+``kaun-activation cache`` says which path serves, ``--clear`` deletes what kaun wrote there.
+
+The same bits on every machine: the C is compiled with ``-ffp-contract=off`` (no product and sum
+fused behind the formula's back) and kmath.h's fused multiply-adds are explicit, so every level
+gives bitwise the same results, whatever the vector width or the compiler: with FMA (x86-64-v3
+and v4, aarch64) each fma is one instruction; below x86-64-v3 it is the C library's software fma,
+correctly rounded too (the same bits, 10-30x slower: tests/test_process.py).
 
 A compilation that fails says so once (a RuntimeWarning) and that entry's calls take the formula.
 
-``runtime.c`` (built the same way) runs a kernel over an array, split among threads.
+``runtime.c`` (built the same way, or prebuilt) runs a kernel over an array, split among threads.
 """
 
 from __future__ import annotations
@@ -29,7 +43,9 @@ import importlib.machinery
 import importlib.util
 import os
 import platform
+import re
 import shutil
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -45,6 +61,7 @@ from .._core import Entry
 from . import codegen
 
 HERE = Path(__file__).resolve().parent
+PREBUILT = HERE / "prebuilt"
 IO = ("float16", "bfloat16", "float32", "float64")
 ORDERS = ("value", "deriv", "vjp")
 # orders 2 and 3 (elementwise entries): a second library, built on first use
@@ -53,16 +70,108 @@ HIGH = ("deriv2", "vjp2", "deriv3", "vjp3")
 _FORMULA = {"value": "value", "deriv": "deriv", "vjp": "deriv", "deriv2": "deriv2", "vjp2": "deriv2",
             "deriv3": "deriv3", "vjp3": "deriv3"}
 GRAIN = 16384  # runtime.c's KAUN_GRAIN: fewer elements than this a thread run on one
-FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-pthread", "-std=gnu11",
-         "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast", "-fno-semantic-interposition")
+FLAGS = ("-O3", "-fPIC", "-shared", "-pthread", "-std=gnu11", "-fno-math-errno",
+         "-fno-trapping-math", "-ffp-contract=off", "-fno-semantic-interposition")
+# the instruction-set levels a library is compiled for, best first, per machine architecture,
+# with the CPU features (as Linux's /proc/cpuinfo names them) each needs beyond the one below
+LEVELS: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {
+    "x86_64": (
+        ("x86-64-v4", frozenset("avx512f avx512bw avx512cd avx512dq avx512vl".split())),
+        ("x86-64-v3", frozenset("avx avx2 bmi1 bmi2 f16c fma abm movbe xsave".split())),
+        ("x86-64-v2", frozenset("cx16 lahf_lm popcnt sse4_1 sse4_2 ssse3".split())),
+        ("x86-64", frozenset()),
+    ),
+    "aarch64": (("armv8-a", frozenset()),),
+}
+_ARCH = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
+ABI, MAX_P = codegen.ABI, codegen.MAX_P  # kargs.h's
+# a library's trailer: SHA-256 of everything before it, then this word
+_MAGIC = b"KAUNSUM1"
+# what kaun writes in a cache folder (what `cache --clear` may delete): libraries, build folders
+_OURS = re.compile(r"^[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)*-[0-9a-f]{24}\.so$|^\.build-[A-Za-z0-9_]+$")
 
 _lock = threading.RLock()
 _LIBS: dict[Any, Any] = {}  # (entry key, variant, io) -> {order: function pointer} or None
 _state: dict[str, Any] = {}
+_ORIGIN: dict[str, str] = {}  # library stem -> "prebuilt", "cache" or "compiled"
 
 
 def enabled() -> bool:
-    return os.environ.get("KAUN_KERNELS", "1") != "0" and compiler() is not None
+    """Whether compiled kernels may serve: not turned off, and a prebuilt library set for this
+    machine or a C compiler to build one."""
+    return os.environ.get("KAUN_KERNELS", "1") != "0" and (compiler() is not None or prebuilt())
+
+
+def prebuilt() -> bool:
+    """Whether this installation carries prebuilt libraries for this machine's level."""
+    return (PREBUILT / isa()).is_dir()
+
+
+def arch() -> str:
+    m = platform.machine().lower()
+    return _ARCH.get(m, m)
+
+
+def _cpu_features() -> set[str] | None:
+    """The CPU's features as Linux names them (macOS's sysctl mapped to those names), or None
+    where they cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            line = next((ln for ln in f if ln.startswith(("flags", "Features"))), "")
+        return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    if sys.platform == "darwin":
+        try:
+            r = subprocess.run(["sysctl", "-n", "machdep.cpu.features", "machdep.cpu.leaf7_features"],
+                               capture_output=True, text=True, timeout=10, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        names = {w.lower().replace(".", "_") for w in r.stdout.split()}
+        rename = {"avx2_0": "avx2", "bmi1": "bmi1", "lzcnt": "abm", "fma": "fma", "sse4_1": "sse4_1",
+                  "sse4_2": "sse4_2", "cx16": "cx16", "popcnt": "popcnt", "movbe": "movbe",
+                  "f16c": "f16c", "osxsave": "xsave", "lahf": "lahf_lm", "avx1_0": "avx"}
+        return {rename.get(n, n) for n in names} | ({"lahf_lm"} if names else set())
+    return None
+
+
+def detected_isa() -> str:
+    """The best level of LEVELS that this CPU has every feature of (the baseline where the
+    features cannot be read)."""
+    levels = LEVELS.get(arch())
+    if levels is None:
+        return "native"  # an architecture kaun has no levels for: the compiler's own target
+    feats = _cpu_features()
+    if feats is None:
+        return levels[-1][0]
+    for i, (name, _) in enumerate(levels):
+        if all(need <= feats for _, need in levels[i:]):
+            return name
+    return levels[-1][0]
+
+
+def isa() -> str:
+    """The level kernels are compiled for and loaded at: ``$KAUN_ISA`` (one of this
+    architecture's levels, not above the CPU's), else ``detected_isa()``."""
+    if "isa" not in _state:
+        best = detected_isa()
+        want = os.environ.get("KAUN_ISA")
+        names = [n for n, _ in LEVELS.get(arch(), ())]
+        if want and want not in names:
+            _state["isa"] = best
+            _warn(f"kaun: KAUN_ISA={want!r} is not a level of {arch()} ({', '.join(names) or 'none'}); "
+                  f"using {best}")
+        elif want and best in names and names.index(want) < names.index(best):
+            _state["isa"] = best
+            _warn(f"kaun: KAUN_ISA={want!r} is above this CPU's level {best} (it would crash on an "
+                  f"illegal instruction); using {best}")
+        else:
+            _state["isa"] = want or best
+    return _state["isa"]  # type: ignore[no-any-return]
+
+
+def _march(level: str) -> tuple[str, ...]:
+    return () if level == "native" else (f"-march={level}", "-mtune=generic")
 
 
 def cache_dir() -> Path:
@@ -74,55 +183,142 @@ def cache_dir() -> Path:
 
 
 def compiler() -> str | None:
-    """The C compiler's path: ``$KAUN_CC``, else the first of cc, gcc, clang on PATH."""
+    """The C compiler's path: ``$KAUN_CC``, else the first of cc, gcc, clang on PATH. A
+    ``$KAUN_CC`` that names no program says so (a RuntimeWarning), once."""
     if "cc" not in _state:
         cc = os.environ.get("KAUN_CC")
         found = shutil.which(cc) if cc else next(
             (p for p in map(shutil.which, ("cc", "gcc", "clang")) if p), None)
-        _state["cc"] = found
+        _state["cc"] = found  # (before the warning: under -W error it raises)
+        if cc and found is None:
+            _warn(f"kaun: KAUN_CC={cc!r} is not a program on PATH: no kernel can be compiled here "
+                  "(prebuilt ones still serve; unset KAUN_CC to use cc, gcc or clang)")
     return _state["cc"]  # type: ignore[no-any-return]
 
 
-def _machine() -> str:
-    """What the compiled code depends on besides its source: the compiler, the CPU, the flags and
-    the headers."""
-    if "machine" not in _state:
-        cc = compiler() or ""
-        st = os.stat(os.path.realpath(cc)) if cc else None
-        cpu = ""
-        try:
-            with open("/proc/cpuinfo") as f:
-                cpu = next((ln for ln in f if ln.startswith(("flags", "Features"))), "")
-        except OSError:
-            cpu = platform.processor()
-        # and the headers every library includes
-        headers = "".join((HERE / h).read_text() for h in ("kmath.h", "kargs.h"))
-        _state["machine"] = "\n".join(
-            (os.path.realpath(cc), f"{st.st_size if st else 0}:{st.st_mtime_ns if st else 0}",
-             platform.machine(), cpu, " ".join(FLAGS), headers))
-    return _state["machine"]  # type: ignore[no-any-return]
+def _key(stem: str, src: str, level: str, defines: tuple[str, ...]) -> str:
+    """What a library's name hashes: its source, the headers it includes, the flags and the
+    level it is compiled for (not the compiler: with contraction off the bits are IEEE's)."""
+    headers = "".join((HERE / h).read_text() for h in ("kmath.h", "kargs.h"))
+    text = "\n".join((" ".join(FLAGS), level, " ".join(defines), headers, src))
+    return f"{stem}-{hashlib.sha256(text.encode()).hexdigest()[:24]}.so"
 
 
-def _build(stem: str, src: str, extra: tuple[str, ...] = ()) -> Path:
-    """The shared library of C source ``src``, from the cache or compiled into it."""
-    key = hashlib.sha256((_machine() + " ".join(extra) + "\n" + src).encode()).hexdigest()[:24]
+def _sealed(path: Path) -> bool:
+    """Whether the file at path is a whole library as kaun wrote it (its trailer's SHA-256
+    matches)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    n = len(_MAGIC) + 32
+    return (len(data) > n and data[-len(_MAGIC):] == _MAGIC
+            and hashlib.sha256(data[:-n]).digest() == data[-n:-len(_MAGIC)])
+
+
+def seal(path: Path) -> None:
+    """Append the trailer that ``_sealed`` checks (the dynamic loader ignores bytes past the
+    segments an ELF or Mach-O file declares)."""
+    data = path.read_bytes()
+    with open(path, "ab") as f:
+        f.write(hashlib.sha256(data).digest() + _MAGIC)
+
+
+def _private_dir(d: Path) -> str | None:
+    """Why folder d may not hold libraries this process loads (another user owns it or can
+    write it), or None where it may."""
+    try:
+        st = d.stat()
+    except OSError as e:
+        return f"cannot read {d}: {e.strerror}"
+    if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+        return f"{d} belongs to another user (uid {st.st_uid})"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"{d} is writable by others (mode {stat.S_IMODE(st.st_mode):o}; chmod go-w it)"
+    return None
+
+
+def _private_file(f: Path) -> str | None:
+    st = f.stat()
+    if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+        return f"{f} belongs to another user (uid {st.st_uid})"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"{f} is writable by others (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
+
+
+def _cache() -> Path:
+    """The cache folder, created private (0700), or RuntimeError saying why it is refused."""
     d = cache_dir()
-    lib = d / f"{stem}-{key}.so"
+    if not d.exists():
+        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    why = _private_dir(d)
+    if why is not None:
+        raise RuntimeError(f"the kernel cache is refused: {why}; set KAUN_CACHE_DIR to a folder of your own")
+    return d
+
+
+def _fsync_dir(d: Path) -> None:
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:
+        return  # (not on every OS)
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _compile(cc: str, src: str, out: Path, args: tuple[str, ...]) -> None:
+    c = out.with_suffix(".c")
+    c.write_text(src)
+    cmd = [cc, *FLAGS, *args, f"-I{HERE}", "-o", str(out), str(c)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{r.stderr[-4000:]}")
+
+
+def _build(stem: str, src: str, defines: tuple[str, ...] = (), level: str | None = None,
+           includes: tuple[str, ...] = (), into: Path | None = None) -> Path:
+    """The shared library of C source ``src`` for ``level`` (default: ``isa()``): prebuilt, from
+    the cache, or compiled into the cache (``into``: into that folder, for the wheel). A
+    library whose trailer does not match is deleted and compiled again."""
+    level = level or isa()
+    name = _key(stem, src, level, defines)
+    if into is None:
+        pre = PREBUILT / level / name
+        if pre.exists() and _sealed(pre):
+            _ORIGIN[stem] = "prebuilt"
+            return pre
+        d = _cache()
+    else:
+        d = into
+        d.mkdir(parents=True, exist_ok=True)
+    lib = d / name
     if lib.exists():
-        return lib
+        if into is None:
+            why = _private_file(lib)
+            if why is not None:
+                raise RuntimeError(f"refusing to load {why}; delete it or the cache")
+        if _sealed(lib):
+            _ORIGIN.setdefault(stem, "cache")
+            return lib
+        lib.unlink(missing_ok=True)  # truncated or damaged: built again below
     cc = compiler()
     if cc is None:
-        raise RuntimeError("no C compiler")
-    d.mkdir(parents=True, exist_ok=True)
+        raise RuntimeError("no C compiler (set KAUN_CC, or install cc, gcc or clang)")
     with tempfile.TemporaryDirectory(dir=d, prefix=".build-") as tmp:
-        c = Path(tmp) / f"{stem}.c"
-        c.write_text(src)
         out = Path(tmp) / "lib.so"
-        cmd = [cc, *FLAGS, *extra, f"-I{HERE}", "-o", str(out), str(c)]
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        if r.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed:\n{r.stderr[-4000:]}")
+        _compile(cc, src, out, (*_march(level), *defines, *includes))
+        seal(out)
+        with open(out, "rb") as f:
+            os.fsync(f.fileno())
+        os.chmod(out, 0o755 if into is not None else 0o700)
         os.replace(out, lib)  # atomic: a racing process finds a whole library or none
+        _fsync_dir(d)
+    _ORIGIN[stem] = "compiled"
     return lib
 
 
@@ -131,19 +327,27 @@ def _python_headers() -> str | None:
     return inc if inc and os.path.exists(os.path.join(inc, "Python.h")) else None
 
 
-def _openmp(stem: str, src: str, extra: tuple[str, ...]) -> Path:
-    """The library built with OpenMP where the compiler has it (see runtime.c), else without."""
-    try:
-        return _build(stem, src, (*extra, "-fopenmp"))
-    except RuntimeError:
-        return _build(stem, src, extra)
+# the CPython extension's build: the stable ABI of Python 3.11, so one library serves 3.11 and on
+PY_DEFINES = ("-DKAUN_PYTHON", "-DPy_LIMITED_API=0x030B0000")
+# the runtime is compiled for the baseline of its architecture (it only splits the work)
+RUNTIME_VARIANTS = (  # (stem, defines, OpenMP): the order in which they are tried
+    ("runtime-abi3-omp", (*PY_DEFINES, "-fopenmp"), True),
+    ("runtime-abi3", PY_DEFINES, False),
+    ("runtime-omp", ("-fopenmp",), True),
+    ("runtime", (), False),
+)
+
+
+def _baseline() -> str:
+    levels = LEVELS.get(arch())
+    return levels[-1][0] if levels else "native"
 
 
 def runtime() -> Any:
-    """The runtime (built on first use): a CPython extension where Python's headers exist, else
-    the same C through ctypes. Either way ``kaun_run_flat(fn, x, g, y, n, p, np, nthreads)`` and
-    ``kaun_run_rows(fn, a, b, g, y, y2, rows, len, astride, gstride, ostride, p, np, nthreads)``
-    (see runtime.c) take Python ints: addresses (None for none), counts."""
+    """The runtime (built on first use): a CPython extension where Python's headers exist (or
+    prebuilt), else the same C through ctypes. Either way ``kaun_run_flat(fn, x, g, y, n, p, np,
+    nthreads)`` and ``kaun_run_rows(fn, a, b, g, y, y2, rows, len, astride, gstride, ostride, p,
+    np, nthreads)`` (see runtime.c) take Python ints: addresses (None for none), counts."""
     rt = _state.get("rt")
     if rt is None:
         with _lock:
@@ -157,21 +361,48 @@ def runtime() -> Any:
 def _load_runtime() -> Any:
     src = (HERE / "runtime.c").read_text()
     inc = _python_headers()
-    if inc is not None and os.environ.get("KAUN_CTYPES") != "1":
-        extra = ["-DKAUN_PYTHON", f"-I{inc}"]
-        if sys.platform == "darwin":
-            extra += ["-undefined", "dynamic_lookup"]
+    errors = []
+    for stem, defines, _ in RUNTIME_VARIANTS:
+        py = "-DKAUN_PYTHON" in defines
+        if py and os.environ.get("KAUN_CTYPES") == "1":
+            continue
+        includes = (f"-I{inc}",) if py and inc else ()
+        if py and sys.platform == "darwin":
+            includes += ("-undefined", "dynamic_lookup")
+        if py and inc is None and not (PREBUILT / _baseline()).is_dir():
+            continue
         try:
-            path = _openmp(f"runtime-py{sys.version_info[0]}{sys.version_info[1]}", src, tuple(extra))
-            loader = importlib.machinery.ExtensionFileLoader("_kaunrt", str(path))
-            spec = importlib.util.spec_from_file_location("_kaunrt", path, loader=loader)
-            if spec is not None:
-                mod = importlib.util.module_from_spec(spec)
-                loader.exec_module(mod)
-                return mod
-        except (RuntimeError, ImportError, OSError):
-            pass
-    rt = ctypes.CDLL(str(_openmp("runtime", src, ())))
+            path = _build(stem, src, defines, _baseline(), includes)
+            rt = _import_ext(path) if py else _ctypes_runtime(path)
+        except (RuntimeError, ImportError, OSError) as e:
+            errors.append(f"{stem}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+            continue
+        if int(rt.kaun_abi_version()) != ABI:
+            errors.append(f"{stem}: ABI {rt.kaun_abi_version()}, not {ABI}")
+            continue
+        omp = bool(rt.kaun_openmp())
+        _state["runtime"] = (stem, _ORIGIN.get(stem, "?"), omp)
+        if not omp:
+            _warn("kaun: the kernels' runtime has no OpenMP here ("
+                  + ("; ".join(errors) or "KAUN_CTYPES=1") + "): every kernel runs on the calling thread")
+        return rt
+    causes = {e.partition(": ")[2] for e in errors}
+    raise RuntimeError(causes.pop() if len(causes) == 1 else "no runtime could be built or loaded ("
+                       + "; ".join(errors) + ")")
+
+
+def _import_ext(path: Path) -> Any:
+    loader = importlib.machinery.ExtensionFileLoader("_kaunrt", str(path))
+    spec = importlib.util.spec_from_file_location("_kaunrt", path, loader=loader)
+    if spec is None:
+        raise ImportError(f"cannot import {path}")
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+def _ctypes_runtime(path: Path) -> Any:
+    rt = ctypes.CDLL(str(path))
     rt.kaun_run_flat.argtypes = [
         ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
         ctypes.c_int64, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
@@ -217,21 +448,34 @@ def _load(entry: Entry, p: tuple[float, ...], io: str, high: bool = False) -> di
     with _lock:
         if key in _LIBS:
             return _LIBS[key]  # type: ignore[no-any-return]
-        table: dict[str, int] | None
+        table: dict[str, int] | None = None
+        error = None
         try:
             runtime()
             specs = _specs(entry, p, io, high)
             stem = f"{entry.key}-{io}" + ("-high" if high else "")
-            lib = ctypes.CDLL(str(_build(stem, codegen.source(specs))))
+            src = codegen.source(specs)
+            path = _build(stem, src)
+            try:
+                lib = ctypes.CDLL(str(path))
+            except OSError:
+                if PREBUILT in path.parents:
+                    raise
+                # whole, but the loader refuses it (made for another machine): once more
+                path.unlink(missing_ok=True)
+                lib = ctypes.CDLL(str(_build(stem, src)))
             table = {s.name[2:]: ctypes.cast(getattr(lib, s.name), ctypes.c_void_p).value or 0
                      for s in specs}
             _state.setdefault("keep", []).append(lib)
         except (RuntimeError, OSError) as e:
-            _warn(f"kaun: compiled kernels unavailable for {entry.name} ({e}); "
-                  "using the formula in array operations")
-            table = None
+            error = e
+        # (remembered before the warning: under -W error the warning raises, and the next call
+        # must not run the compiler again)
         _LIBS[key] = table
-        return table
+    if error is not None:
+        _warn(f"kaun: compiled kernels unavailable for {entry.name} ({error}); "
+              "using the formula in array operations")
+    return table
 
 
 def _warn(msg: str) -> None:
@@ -247,6 +491,8 @@ class Compiled:
     __slots__ = ("value", "deriv", "vjp", "p", "np", "_buf", "_high", "_key")
 
     def __init__(self, table: dict[str, int], scalars: tuple[float, ...], key: Any = None) -> None:
+        if len(scalars) > MAX_P:  # (runtime.c copies at most MAX_P; a kernel would read past them)
+            raise ValueError(f"{len(scalars)} run-time scalars, more than the kernels' {MAX_P}")
         self.value, self.deriv, self.vjp = table["value"], table["deriv"], table["vjp"]
         self.np = len(scalars)
         self._buf = (ctypes.c_double * max(1, len(scalars)))(*scalars)
@@ -293,6 +539,11 @@ def compiled(entry: Entry, p: tuple[float, ...], io: str) -> Compiled | None:
 
 
 def _forked() -> None:
+    # A thread of the parent that held the lock (compiling a kernel) does not exist in the
+    # child: the child gets a lock of its own, or its first call that needs a kernel waits
+    # forever. (What that thread was building is built again, by the child, if it needs it.)
+    global _lock
+    _lock = threading.RLock()
     # GNU libgomp's threads do not survive fork(): a child that enters a parallel region hangs.
     # (torch's DataLoader sets one thread in its workers for the same reason.)
     _state["threads"] = 1
@@ -326,16 +577,8 @@ def threads() -> int:
     return int(n)
 
 
-def build_all(entries: list[Entry], dtypes: tuple[str, ...] = IO, jobs: int = 0,
-              progress: Callable[[str], None] | None = None) -> int:
-    """Compile every form of every entry (``Entry.forms_params``) for ``dtypes``, and the runtime,
-    into the cache, ``jobs`` compilers at a time (0: one per CPU); the number of libraries built or
-    found. Raises RuntimeError where a compilation fails."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    if compiler() is None:
-        raise RuntimeError("no C compiler found (set KAUN_CC, or install cc, gcc or clang)")
-    runtime()
+def _work(entries: list[Entry], dtypes: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(stem, source) of every library of every form of ``entries`` for ``dtypes``."""
     work = {}
     for e in entries:
         for p in e.forms_params():
@@ -343,35 +586,112 @@ def build_all(entries: list[Entry], dtypes: tuple[str, ...] = IO, jobs: int = 0,
                 for high in (False, True) if e.kind == "elementwise" else (False,):
                     stem = f"{e.key}-{io}" + ("-high" if high else "")
                     src = codegen.source(_specs(e, p, io, high))
-                    work[stem, src] = (stem, src)  # (the cache names a library by both)
+                    work[stem, src] = (stem, src)  # (a library is named by both)
+    return list(work.values())
 
-    def one(item: tuple[str, str]) -> str:
-        _build(*item)
+
+def build_all(entries: list[Entry], dtypes: tuple[str, ...] = IO, jobs: int = 0,
+              progress: Callable[[str], None] | None = None, levels: tuple[str, ...] = (),
+              into: Path | None = None) -> int:
+    """Compile every form of every entry (``Entry.forms_params``) for ``dtypes``, and the runtime,
+    into the cache (``into``: into that folder, a level's subfolder each, as a wheel carries
+    them), for ``levels`` (default: this machine's), ``jobs`` compilers at a time (0: one per
+    CPU); the number of libraries built or found. Raises RuntimeError where a compilation
+    fails."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cc = compiler()
+    if cc is None:
+        raise RuntimeError("no C compiler found (set KAUN_CC, or install cc, gcc or clang)")
+    levels = levels or (isa(),)
+    items: list[tuple[str, str, tuple[str, ...], str, tuple[str, ...]]] = []
+    if into is None:
+        runtime()
+    else:
+        src = (HERE / "runtime.c").read_text()
+        inc = _python_headers()
+        for stem, defines, _ in RUNTIME_VARIANTS:
+            py = "-DKAUN_PYTHON" in defines
+            if py and inc is None:
+                raise RuntimeError("Python's headers (Python.h) are needed to prebuild the runtime")
+            items.append((stem, src, defines, _baseline(), (f"-I{inc}",) if py else ()))
+    for level in levels:
+        items += [(stem, src, (), level, ()) for stem, src in _work(entries, dtypes)]
+
+    def one(item: tuple[str, str, tuple[str, ...], str, tuple[str, ...]]) -> str:
+        stem, src, defines, level, includes = item
+        _build(stem, src, defines, level, includes, None if into is None else into / level)
         if progress:
-            progress(item[0])
-        return item[0]
+            progress(stem)
+        return stem
 
     with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
-        return len(list(pool.map(one, work.values())))
+        return len(list(pool.map(one, items)))
+
+
+def _ours(d: Path) -> list[Path]:
+    """What kaun wrote in folder d: its libraries and build folders, nothing else."""
+    if not d.is_dir():
+        return []
+    return [f for f in d.iterdir() if _OURS.match(f.name)]
 
 
 def cache_info() -> dict[str, Any]:
-    """Where the cache is, what it holds, and whether compiled kernels serve in this process."""
+    """Where the cache is and what it holds."""
     d = cache_dir()
-    libs = list(d.glob("*.so")) if d.exists() else []
-    why = None
-    if os.environ.get("KAUN_KERNELS", "1") == "0":
-        why = "KAUN_KERNELS=0"
-    elif compiler() is None:
-        why = "no C compiler (set KAUN_CC, or install cc, gcc or clang)"
+    libs = [f for f in _ours(d) if f.suffix == ".so"]
     return {"dir": str(d), "libraries": len(libs), "bytes": sum(f.stat().st_size for f in libs),
-            "compiler": compiler(), "enabled": why is None, "why_not": why}
+            "compiler": compiler(), "refused": _private_dir(d) if d.exists() else None}
+
+
+def status(probe: Entry) -> dict[str, Any]:
+    """Which path serves NumPy, Dask and torch CPU arrays on this machine, and why: tried, not
+    assumed (the runtime and the float32 kernels of ``probe``, an entry that every prebuilt set
+    has, are loaded, built first where they must be)."""
+    out: dict[str, Any] = {"isa": isa(), "detected_isa": detected_isa(), "arch": arch(),
+                           "compiler": compiler(), "prebuilt": str(PREBUILT / isa()) if prebuilt() else None,
+                           "cache": cache_info()}
+    if os.environ.get("KAUN_KERNELS", "1") == "0":
+        out.update(path="formulas", why="KAUN_KERNELS=0")
+        return out
+    if not enabled():
+        cc = os.environ.get("KAUN_CC")
+        fix = f"KAUN_CC={cc!r} names no program" if cc else "set KAUN_CC, or install cc, gcc or clang"
+        out.update(path="formulas", why=f"no prebuilt kernels for this machine ({isa()}) and no C "
+                   f"compiler ({fix})")
+        return out
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            runtime()
+            c = compiled(probe, (), "float32")
+        except RuntimeError as e:
+            c, caught = None, [*caught, warnings.WarningMessage(str(e), RuntimeWarning, "", 0)]
+    if c is None:
+        why = "; ".join(str(w.message) for w in caught) or "the kernels could not be loaded"
+        out.update(path="formulas", why=why)
+        return out
+    stem, origin, omp = _state["runtime"]
+    kernel = _ORIGIN.get(f"{probe.key}-float32", "cache")
+    out.update(path={"prebuilt": "prebuilt", "cache": "compiled here", "compiled": "compiled here"}[kernel],
+               why=None, runtime=stem, runtime_origin=origin, openmp=omp)
+    return out
 
 
 def clear_cache() -> int:
-    """Delete the cache folder; the number of libraries it held. (A process that loaded them
-    keeps its copies; later ones compile again.)"""
+    """Delete what kaun wrote in the cache folder (its libraries and build folders; the folder
+    too where nothing else is left in it); the number of libraries deleted. (A process that
+    loaded them keeps its copies; later ones compile again.)"""
     d = cache_dir()
-    n = len(list(d.glob("*.so"))) if d.exists() else 0
-    shutil.rmtree(d, ignore_errors=True)
+    n = 0
+    for f in _ours(d):
+        if f.is_dir():
+            shutil.rmtree(f, ignore_errors=True)
+        else:
+            f.unlink(missing_ok=True)
+            n += 1
+    try:
+        d.rmdir()  # only if empty
+    except OSError:
+        pass
     return n

@@ -14,9 +14,16 @@ exact whatever the compiler contracts around it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from .._ir import BINARY, COMPARE, INFIX, Graph, Sym
+
+# the argument block's limits and version (kargs.h), read from the header itself
+_KARGS = (Path(__file__).resolve().parent / "kargs.h").read_text()
+ABI = int(re.search(r"#define KAUN_ABI (\d+)", _KARGS).group(1))  # type: ignore[union-attr]
+MAX_P = int(re.search(r"#define KAUN_MAX_P (\d+)", _KARGS).group(1))  # type: ignore[union-attr]
 
 # the C type of each I/O dtype, and its working type
 CTYPE = {"float16": "uint16_t", "bfloat16": "uint16_t", "float32": "float", "float64": "double"}
@@ -111,6 +118,8 @@ def kernel(spec: Spec) -> str:
             name[i] = f"v{i}"
             body.append(f"const {w} v{i} = {_load(io, f'x{args[0]}[i]')};")
         elif op == "param":
+            if not 0 <= args[0] < MAX_P:
+                raise ValueError(f"{spec.name}: run-time scalar {args[0]}, but kargs.h holds {MAX_P}")
             name[i] = f"s{i}"
             pre.append(f"const double s{i} = a->p[{args[0]}];")
         elif s.kind == "s":  # arithmetic of scalars, in double as Python does it

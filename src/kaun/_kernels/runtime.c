@@ -86,9 +86,11 @@ void kaun_run_rows(kaun_chunk_fn fn, const void *a, const void *b, const void *g
 }
 
 #ifdef KAUN_PYTHON
-/* The same entry points as a CPython extension (where Python's headers exist): a call costs
-   about a tenth of a ctypes call, which is most of the cost at 2^10 elements. Arguments are
-   Python ints (addresses, counts); the GIL is released around calls that are worth it. */
+/* The same entry points as a CPython extension (where Python's headers exist, or prebuilt): a
+   call costs about a tenth of a ctypes call, which is most of the cost at 2^10 elements.
+   Arguments are Python ints (addresses, counts); the GIL is released around calls that are worth
+   it. Built against the stable ABI (Py_LIMITED_API, set by the build), so one library serves
+   every CPython from 3.11. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -144,7 +146,21 @@ static PyObject *py_run_rows(PyObject *self, PyObject *const *args, Py_ssize_t n
     Py_RETURN_NONE;
 }
 
+static PyObject *py_abi_version(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    return PyLong_FromLong(kaun_abi_version());
+}
+
+static PyObject *py_openmp(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    return PyLong_FromLong(kaun_openmp());
+}
+
 static PyMethodDef methods[] = {
+    {"kaun_abi_version", py_abi_version, METH_NOARGS, "KAUN_ABI of kargs.h, as compiled"},
+    {"kaun_openmp", py_openmp, METH_NOARGS, "1 where built with OpenMP, else 0"},
     {"kaun_run_flat", (PyCFunction)(void (*)(void))py_run_flat, METH_FASTCALL, "run a kernel over a plain array"},
     {"kaun_run_rows", (PyCFunction)(void (*)(void))py_run_rows, METH_FASTCALL, "run a kernel over rows of two operands"},
     {NULL, NULL, 0, NULL},

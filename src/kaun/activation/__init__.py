@@ -6,6 +6,8 @@ differentiable through the framework's own autodiff. ``A.derivative(f)`` gives e
 derivatives; ``A.get(name)`` and ``A.names()`` look functions up by name.
 """
 
+from typing import Any as _Any
+
 from ._defs import (
     celu,
     elu,
@@ -36,6 +38,20 @@ from ._defs import (
 from ._derivative import derivative
 from ._registry import get, names
 
+
+def info() -> dict[str, _Any]:
+    """Which path serves NumPy, Dask and torch CPU arrays on this machine, and why: ``path`` is
+    ``"prebuilt"`` (kernels shipped in the wheel), ``"compiled here"`` (compiled by this machine's C
+    compiler, kept in the cache) or ``"formulas"`` (array operations; ``why`` says why); with the
+    instruction-set level (``isa``), the compiler, the runtime and the cache. It loads the runtime
+    and one kernel to find out (compiling them first where it must): what it reports serves.
+    ``kaun-activation cache`` prints the same."""
+    from .. import _kernels
+    from .._core import ALL
+
+    return _kernels.status(ALL["sigmoid"])
+
+
 __all__ = [
     "relu",
     "sigmoid",
@@ -65,4 +81,5 @@ __all__ = [
     "derivative",
     "get",
     "names",
+    "info",
 ]
