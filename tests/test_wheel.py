@@ -1,0 +1,106 @@
+"""kaun as users install it: ``python -m build`` makes the sdist and, from it, the wheel; the wheel
+installed (not editable) into a fresh virtual environment outside the repository serves its
+prebuilt kernels without a compiler, compiles a level it does not carry, and falls back to the
+formulas without either, each with the repository's bits (the formulas: within the bounds) and
+saying so in ``kaun-activation cache``. The wheel here carries this machine's level only (its
+libraries are copied from the cache that ``make`` filled); ``make wheel-check`` builds every
+level and times the cases (benchmarks/wheel_check.py, docs/install.md)."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from bits import grid
+from wheel_check import NEEDED_OK, build, listing, run_case, symbols, venv
+
+import kaun.activation as A
+from kaun import _kernels as K
+from kaun._core import ALL
+
+pytestmark = pytest.mark.skipif(not K.enabled() or K.arch() not in K.LEVELS,
+                                reason="no C compiler, or an architecture without levels")
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("wheel")
+    sdist, wheel = build(tmp / "dist", K.detected_isa())
+    data = tmp / "data"
+    data.mkdir()
+    ref = {}
+    for dt in ("float32", "float64"):
+        x = grid(dt)
+        np.save(data / f"x-{dt}.npy", x)
+        ref[dt] = np.stack([A.gelu(x), A.derivative(A.gelu)(x)])
+    return {"tmp": tmp, "sdist": sdist, "wheel": wheel, "py": venv(tmp / "venv", wheel),
+            "data": data, "ref": ref}
+
+
+def _case(inst: dict[str, Any], name: str, **env: str) -> dict[str, Any]:
+    res = run_case(inst["py"], name, inst["data"], inst["tmp"] / f"cache-{name}", reps=1, **env)
+    assert res["file"].startswith(str(inst["tmp"] / "venv")), res["file"]  # the wheel's kaun
+    res["got"] = {dt: np.load(inst["data"] / f"{name}-{dt}.npy") for dt in inst["ref"]}
+    return res
+
+
+def test_the_distributions_carry_the_kernels(installed: dict[str, Any]) -> None:
+    with tarfile.open(installed["sdist"]) as t:
+        names = {n.split("/", 1)[1] for n in t.getnames() if "/" in n}
+    for f in ("runtime.c", "kmath.h", "kargs.h", "codegen.py"):
+        assert f"src/kaun/_kernels/{f}" in names, f
+    assert "setup.py" in names
+    wheel = installed["wheel"]
+    assert wheel.name.endswith(f"-cp311-abi3-manylinux_2_17_{K.arch()}.whl"), wheel.name
+    files = listing(wheel)
+    assert files[f"kaun/_kernels/prebuilt/{K.detected_isa()}"] >= len(K._work(list(ALL.values()), K.IO))
+    assert files["kaun/_kernels/prebuilt/" + [n for n, _ in K.LEVELS[K.arch()]][-1]] == len(K.RUNTIME_VARIANTS)
+
+
+def test_the_libraries_need_no_newer_c_library_than_the_tag(installed: dict[str, Any]) -> None:
+    sym = symbols(installed["wheel"], installed["tmp"] / "syms")
+    assert sym["libraries"] > 200
+    assert sym["glibc"] is None or tuple(map(int, sym["glibc"][6:].split("."))) <= (2, 17), sym
+    assert set(sym["needed"]) <= NEEDED_OK, sym
+
+
+def test_prebuilt_without_a_compiler(installed: dict[str, Any]) -> None:
+    res = _case(installed, "prebuilt", KAUN_CC="false")
+    assert res["info"]["path"] == "prebuilt", res["info"]
+    assert res["cache_text"].startswith("prebuilt kernels serve NumPy, Dask and torch CPU arrays")
+    for dt, want in installed["ref"].items():
+        assert np.array_equal(res["got"][dt], want, equal_nan=True), dt
+    assert not list((installed["tmp"] / "cache-prebuilt").glob("*.so"))  # nothing compiled
+
+
+def _lower() -> str | None:
+    levels = [n for n, _ in K.LEVELS[K.arch()] if n != "x86-64"]
+    here = K.detected_isa()
+    rest = levels[levels.index(here) + 1:] if here in levels else []
+    return rest[0] if rest else None
+
+
+@pytest.mark.skipif(_lower() is None, reason="no level below this CPU's to leave out of the wheel")
+def test_a_level_the_wheel_lacks_is_compiled_or_left_to_the_formulas(installed: dict[str, Any]) -> None:
+    lv = _lower()
+    assert lv is not None
+    res = _case(installed, "compiled", KAUN_ISA=lv)
+    assert res["info"]["path"] == "compiled here" and res["info"]["isa"] == lv, res["info"]
+    assert res["cache_text"].startswith("kernels compiled on this machine serve")
+    for dt, want in installed["ref"].items():  # (every level: the same bits)
+        assert np.array_equal(res["got"][dt], want, equal_nan=True), dt
+    res = _case(installed, "formulas", KAUN_ISA=lv, KAUN_CC="false")
+    assert res["info"]["path"] == "formulas", res["info"]
+    assert "compiled kernels unavailable" in res["info"]["why"], res["info"]
+    assert res["cache_text"].startswith("no compiled kernels here: the formulas serve every array")
+    for dt, want in installed["ref"].items():
+        # each within the documented bound of the truth (4 ulp, derivatives 16): twice that apart
+        # at most, in ulps of the value (of 1 below 1), as test_kernels.py checks the formulas
+        fin = np.isfinite(want)
+        assert np.array_equal(np.isfinite(res["got"][dt]), fin)
+        with np.errstate(over="ignore"):  # (the spacing at the largest float is inf)
+            u = np.spacing(np.maximum(np.abs(want[fin]), 1.0)).astype(np.float64)
+        assert np.all(np.abs(res["got"][dt][fin] - want[fin]) <= 32 * u), dt
