@@ -611,6 +611,87 @@ def test_temporary_views_are_not_written_through(lib: str, view: str) -> None:
         assert not bad, (np.dtype(dt).name, bad)
 
 
+# -- torch's lazy negation -----------------------------------------------------------------------
+
+# A real tensor can carry torch's negative bit: its memory holds -v and torch's own ops read v.
+NEG_VIEWS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "neg_view": lambda t: torch._neg_view(-t),
+    # the imaginary part of a conjugated complex tensor (public API): a view of memory -t
+    "conj_imag": lambda t: torch.complex(torch.zeros_like(t), -t).conj().imag,
+}
+
+
+def _same_bits(a: Any, b: Any) -> bool:
+    """The same dtype, shape and bits (signed zeros included); NaN where NaN, of any payload
+    (torch's own ops, which read the bit, may change a NaN's payload)."""
+    a, b = a.detach().resolve_neg(), b.detach().resolve_neg()
+    if a.dtype != b.dtype or a.shape != b.shape or not torch.equal(a.isnan(), b.isnan()):
+        return False
+    a, b = a.masked_fill(a.isnan(), 0), b.masked_fill(b.isnan(), 0)
+    return torch.equal(a.contiguous().view(torch.uint8), b.contiguous().view(torch.uint8))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("view", list(NEG_VIEWS))
+def test_torch_negative_bit(view: str, dtype: torch.dtype) -> None:
+    """A tensor with the negative bit set (``x.is_neg()``) holds -v in memory and reads as v;
+    kaun's kernels read memory, so they must see v: every function, its derivatives (orders 1
+    to 3, glu's and prelu's vjp), prelu with a tensor alpha that has the bit too, twice (the
+    second call takes the fast path), and the backward with such a cotangent give the bits of
+    the same call on the resolved tensor."""
+    if view == "conj_imag" and dtype in (torch.float16, torch.bfloat16):
+        pytest.skip("complex half is experimental in torch, no complex bfloat16")
+    t = torch.from_numpy(vals(np.float64, (4, 6))).to(dtype)
+    nv = NEG_VIEWS[view](t)
+    assert nv.is_neg() and _same_bits(nv, t)
+    alpha = torch.linspace(-1, 1, 6, dtype=torch.float64).to(dtype)
+    alpha_nv = NEG_VIEWS[view](alpha)
+    g = torch.from_numpy(np.resize(np.linspace(-3, 3, 7), (4, 6))).to(dtype)
+    g_half = g[:, :3].contiguous()
+    bad = {}
+    for name in NAMES:
+        f = getattr(A, name)
+        calls: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Any]]
+        if name == "prelu":
+            calls = {
+                "value": lambda x, a, g: A.prelu(x, a),
+                "vjp": lambda x, a, g: A.derivative(A.prelu)(x, a, g),
+                "value-number-alpha": lambda x, a, g: A.prelu(x, 0.25),
+            }
+        elif name == "glu":
+            calls = {
+                "value": lambda x, a, g: A.glu(x),
+                "vjp": lambda x, a, g: A.derivative(A.glu)(x, g[:, :3]),
+            }
+        else:
+            calls = {"value": lambda x, a, g, f=f: f(x)}
+            for k in (1, 2, 3):
+                calls[f"order {k}"] = lambda x, a, g, d=A.derivative(f, order=k): d(x)
+        for what, fn in calls.items():
+            for i in range(2):
+                got, want = fn(nv, alpha_nv, NEG_VIEWS[view](g)), fn(t, alpha, g)
+                got_t = got if isinstance(got, tuple) else (got,)
+                want_t = want if isinstance(want, tuple) else (want,)
+                if not all(_same_bits(a, b) for a, b in zip(got_t, want_t, strict=True)):
+                    bad[f"{name} {what} (call {i + 1})"] = (got, want)
+        # autograd: an input with the bit (made from a leaf), a cotangent with the bit
+        grads = []
+        for x_of, g_of in [(NEG_VIEWS[view], NEG_VIEWS[view]), (lambda v: v, lambda v: v)]:
+            leaf = t.clone().requires_grad_(True)
+            a_leaf = alpha.clone().requires_grad_(True)
+            x = x_of(leaf)
+            if name == "prelu":
+                y = A.prelu(x, x_of(a_leaf))
+            else:
+                y = f(x)
+            y.backward(g_of(g_half if name == "glu" else g))
+            grads.append((leaf.grad, a_leaf.grad if name == "prelu" else None))
+        (gx, ga), (wx, wa) = grads
+        if not _same_bits(gx, wx) or (name == "prelu" and not _same_bits(ga, wa)):
+            bad[f"{name} backward"] = (gx, wx)
+    assert not bad, "\n".join(f"{k}: {v}" for k, v in bad.items())
+
+
 # -- limits at +-inf --------------------------------------------------------------------------------
 
 LIMITS = {  # (f(-inf), f(+inf)); prelu with alpha = 0.25

@@ -148,14 +148,24 @@ def _like(x: Any, t: Any) -> Any:
     return torch.empty_like(x).copy_(t)
 
 
+def _resolved(t: Any) -> Any:
+    """t with a lazy negation or conjugation applied (``torch._neg_view``, ``z.conj().imag``:
+    a bit on the tensor that torch's own ops honour and a kernel reading its memory would not);
+    t itself where there is none."""
+    if t.is_neg() or t.is_conj():
+        return t.resolve_neg().resolve_conj()
+    return t
+
+
 def _run(fn: int, c: K.Compiled, x: Any, g: Any = None) -> Any:
     """Kernel fn over every element of x (and of the cotangent g), into a new tensor with x's
     layout (dense layouts such as channels-last kept, others made contiguous)."""
+    x = _resolved(x)
     y = torch.empty_like(x)
     if not x.is_contiguous() and y.stride() != x.stride():  # overlapping or with gaps
         x = x.contiguous()
         y = torch.empty_like(x)
-    g = None if g is None else _like(x, g)  # (held: the kernel reads its memory)
+    g = None if g is None else _like(x, _resolved(g))  # (held: the kernel reads its memory)
     K.runtime().kaun_run_flat(fn, x.data_ptr(), None if g is None else g.data_ptr(), y.data_ptr(),
                               x.numel(), c.p, c.np, K.torch_threads(torch.get_num_threads()))
     return y
@@ -351,7 +361,7 @@ def _native(entry: Entry) -> Any:
 def _glu_run(fn: int, c: K.Compiled, x: Any, ax: int, g: Any = None) -> Any:
     """glu's kernel fn over x seen as (rows, 2, length), its halves side by side: the value
     (rows, length), or with a cotangent g the gradient (rows, 2, length)."""
-    x = x.contiguous()
+    x = _resolved(x).contiguous()
     n = x.shape[ax] // 2
     rows, length = K.glu_rows(x.shape, ax)
     xp, off = x.data_ptr(), length * x.element_size()
@@ -362,7 +372,7 @@ def _glu_run(fn: int, c: K.Compiled, x: Any, ax: int, g: Any = None) -> Any:
         run(fn, xp, xp + off, None, out.data_ptr(), None, rows, length, 2 * length, 0, length,
             c.p, c.np, nt)
     else:
-        g = g.to(x.dtype).contiguous()
+        g = _resolved(g).to(x.dtype).contiguous()
         out = torch.empty_like(x)
         run(fn, xp, xp + off, g.data_ptr(), out.data_ptr(), out.data_ptr() + off, rows, length,
             2 * length, length, 2 * length, c.p, c.np, nt)
@@ -537,8 +547,8 @@ class TorchBackend(Backend):
             if c is None and dt in _IO and dt not in kernels:
                 c = kernels[dt] = K.compiled(entry, p, _IO[dt])
             if (c is not None and type(x) is T and x.is_cpu and not (x.requires_grad and grad())
-                    and x.is_contiguous() and fwd._current_level < 0 and not tracing()
-                    and not functorch()):
+                    and x.is_contiguous() and not x.is_neg() and fwd._current_level < 0
+                    and not tracing() and not functorch()):
                 y = empty_like(x)
                 n = x.numel()
                 run(c.value, x.data_ptr(), None, y.data_ptr(), n, c.p, c.np,
