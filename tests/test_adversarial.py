@@ -399,7 +399,7 @@ def _prelu_ref(name: str, x: Any, kw: dict[str, Any]) -> Any:
     a = np.asarray(to_np(kw["alpha"]), np.float64)
     xv = to_np(x).astype(np.float64)
     with np.errstate(all="ignore"):
-        return np.where(xv > 0, xv, a * xv).astype(to_np(x).dtype)
+        return np.where(xv > 0, xv, a * xv).astype(to_np(x).dtype.newbyteorder("="))  # native
 
 
 for _id, _mk in [
@@ -413,8 +413,33 @@ for _id, _mk in [
     ("alpha-torch-row", lambda: (torch.from_numpy(x32()), {"alpha": torch.linspace(-1, 1, 6)})),
     ("alpha-jax-row", lambda: (jnp.asarray(x32()), {"alpha": jnp.linspace(-1, 1, 6, dtype=jnp.float32)})),
     ("alpha-float16", lambda: (vals(np.float16, (4, 6)), {"alpha": np.full((6,), 0.3, np.float16)})),
+    ("alpha-native-for-big-endian-x", lambda: (vals(">f4", (4, 6)), {"alpha": np.linspace(-1, 1, 6, dtype="<f4")})),
+    ("alpha-big-endian-for-native-x", lambda: (x32(), {"alpha": np.linspace(-1, 1, 6, dtype=">f4")})),
+    ("alpha-big-endian-column", lambda: (x32(), {"alpha": np.linspace(0, 1, 4, dtype=">f4").reshape(4, 1)})),
 ]:
     case(f"prelu-{_id}", _mk, ok, _prelu_ref, names=P)
+
+
+_ORDERS = [f"{o}f{n}" for n in (2, 4, 8) for o in "<>"]
+
+
+@pytest.mark.parametrize("xd", _ORDERS)
+@pytest.mark.parametrize("ad", _ORDERS)
+def test_prelu_alpha_dtype_ignores_byte_order(xd: str, ad: str) -> None:
+    """prelu's alpha must have x's dtype, whatever the byte order of either: the same dtype in
+    another byte order is that dtype (a native result, the bits of the native call); another
+    dtype is a TypeError naming the two, never two identical names."""
+    x = vals(xd, (4, 6))
+    alpha = np.linspace(-1, 1, 6).astype(ad)
+    if np.dtype(xd).name == np.dtype(ad).name:
+        y = A.prelu(x, alpha)
+        want = A.prelu(x.astype(np.dtype(xd).newbyteorder("=")), alpha.astype(np.dtype(ad).newbyteorder("=")))
+        assert y.dtype.isnative and y.dtype == want.dtype
+        assert y.tobytes() == want.tobytes()
+        return
+    with pytest.raises(TypeError, match=rf"kaun\.activation\.prelu: alpha must have x's dtype "
+                       rf"{np.dtype(xd).name}, got {np.dtype(ad).name}; cast it first"):
+        A.prelu(x, alpha)
 
 # F. hyper-parameters ----------------------------------------------------------------------------
 

@@ -152,7 +152,7 @@ def _prelu(entry: Entry, x: Any, alpha: Any) -> Any:
             f"{entry.qualname}: alpha must be a Python number or an array of the same library as "
             f"x ({be.name}), got {type(alpha).__module__}.{type(alpha).__name__}"
         )
-    if alpha.dtype != x.dtype:
+    if dtype_name(alpha.dtype) != dtype_name(x.dtype):  # (by name: a byte order does not count)
         raise TypeError(
             f"{entry.qualname}: alpha must have x's dtype {dtype_name(x.dtype)}, got "
             f"{dtype_name(alpha.dtype)}; cast it first"
