@@ -241,10 +241,16 @@ def case(*a: Any, **k: Any) -> None:
 # A. dtypes -------------------------------------------------------------------------------------
 
 INTS = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]
+
+
+def _int_vals(d: str) -> np.ndarray:
+    i = np.iinfo(d)
+    return np.array([i.min, -1 if i.min < 0 else 0, 0, 1, 7, i.max] * 2, dtype=d)
+
+
 for _d in INTS:
     def _mk(d: str = _d) -> tuple[Any, dict[str, Any]]:
-        i = np.iinfo(d)
-        return np.array([i.min, -1 if i.min < 0 else 0, 0, 1, 7, i.max] * 2, dtype=d), {}
+        return _int_vals(d), {}
 
     case(f"numpy-{_d}", _mk, relu_only, relu_int_ref)
 
@@ -262,9 +268,8 @@ for _d, _v in [
 ]:
     case(f"numpy-{_d}", lambda v=_v: (v.copy(), {}), type_x)
 
-for _d in ["int8", "int16", "int32", "int64", "uint8"]:
-    case(f"torch-{_d}", lambda d=_d: (torch.tensor([-5, -1, 0, 1, 100, 3], dtype=getattr(torch, d)), {}),
-         relu_only, relu_int_ref)
+for _d in INTS:  # (torch 2.13 has no clamp for uint16, uint32, uint64: relu is a copy there)
+    case(f"torch-{_d}", lambda d=_d: (torch.from_numpy(_int_vals(d)), {}), relu_only, relu_int_ref)
 for _d in ["bool", "complex64", "complex128"]:
     case(f"torch-{_d}", lambda d=_d: (torch.ones(4, dtype=getattr(torch, d)), {}), type_x)
 for _d in ["int8", "int32", "int64", "uint8", "uint32"]:
@@ -278,6 +283,33 @@ case("array-api-strict-bool", lambda: (array_api_strict.asarray([True, False]), 
 case("dask-int64", lambda: (da.from_array(np.array([-3, 0, 2, 9]), chunks=2), {}), relu_only, relu_int_ref)
 case("dask-bool", lambda: (da.from_array(np.array([True, False]), chunks=1), {}), type_x)
 case("numpy-float32-big-endian", lambda: (vals(">f4"), {}), ok, flat_ref, out_dtype="float32")
+
+INT_LIBS: dict[str, Callable[[np.ndarray], Any]] = {
+    "numpy": lambda a: a,
+    "torch": torch.from_numpy,
+    "jax": jnp.asarray,
+    "dask": lambda a: da.from_array(a, chunks=5),
+    "array-api-strict": array_api_strict.asarray,
+}
+
+
+@pytest.mark.parametrize("dtype", INTS)
+@pytest.mark.parametrize("lib_name", list(INT_LIBS))
+def test_relu_every_integer_dtype(lib_name: str, dtype: str) -> None:
+    """relu (the one function with ``ints``) takes every integer dtype on every backend, and so
+    do its derivatives: 1 for x > 0 else 0, then 0, in x's dtype and library."""
+    a = _int_vals(dtype)
+    want = {0: np.maximum(a, np.zeros((), dtype)), 1: (a > 0).astype(dtype),
+            2: np.zeros_like(a), 3: np.zeros_like(a)}
+    for order, w in want.items():
+        f = A.relu if order == 0 else A.derivative(A.relu, order=order)
+        x = INT_LIBS[lib_name](a)
+        y = f(x)
+        assert lib(y) == lib_name and dname(y) == dtype, (order, type(y), y.dtype)
+        got = to_np(y)
+        assert np.array_equal(got, w), (order, got, w)
+        assert np.array_equal(to_np(x), a)  # (not written to)
+
 
 # B. Python objects -------------------------------------------------------------------------------
 

@@ -351,6 +351,18 @@ _NATIVE: dict[str, Any] = {
 }
 
 
+def _relu_int(x: Any, order: int = 0) -> Any:
+    """relu of an integer tensor, or its derivative of that order (1: 1 for x > 0, else 0; 2
+    and 3: 0), in x's dtype: torch.relu for the signed dtypes; for the unsigned ones relu is
+    the identity, a copy (torch 2.13 has no clamp nor comparison but == and != for uint16,
+    uint32 and uint64)."""
+    if order:
+        if order > 1:
+            return torch.zeros_like(x)
+        return (x > 0 if x.dtype.is_signed else x != 0).to(x.dtype)
+    return torch.relu(x) if x.dtype.is_signed else x.clone()
+
+
 def _native(entry: Entry) -> Any:
     return _NATIVE.get("leaky_relu" if entry.key == "prelu_scalar" else entry.name)
 
@@ -510,7 +522,7 @@ class TorchBackend(Backend):
 
     def elementwise(self, entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
         if entry.ints and not x.is_floating_point():
-            return torch.relu(x)
+            return _relu_int(x)
         nat = _native(entry)
         if nat is not None:
             y = nat(x, *p)
@@ -563,6 +575,8 @@ class TorchBackend(Backend):
         return f
 
     def derivative(self, entry: Entry, x: Any, p: tuple[float, ...], order: int = 1) -> Any:
+        if entry.ints and not x.is_floating_point():
+            return _relu_int(x, order)
         if order < len(ORDERS) - 1 and _function_path(x):  # differentiable to the next order
             return _apply(_FNS[entry.key][order], x, _hex(p))
         if _needs_grad(x):  # the third: autograd of its formula
