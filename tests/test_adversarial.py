@@ -17,6 +17,7 @@ from __future__ import annotations
 import decimal
 import fractions
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -723,7 +724,7 @@ def test_torch_negative_bit(view: str, dtype: torch.dtype) -> None:
         else:
             calls = {"value": lambda x, a, g, f=f: f(x)}
             for k in (1, 2, 3):
-                calls[f"order {k}"] = lambda x, a, g, d=A.derivative(f, order=k): d(x)
+                calls[f"order {k}"] = lambda x, a, g, f=f, k=k: A.derivative(f, order=k)(x)
         for what, fn in calls.items():
             for i in range(2):
                 got, want = fn(nv, alpha_nv, NEG_VIEWS[view](g)), fn(t, alpha, g)
@@ -746,6 +747,73 @@ def test_torch_negative_bit(view: str, dtype: torch.dtype) -> None:
         (gx, ga), (wx, wa) = grads
         if not _same_bits(gx, wx) or (name == "prelu" and not _same_bits(ga, wa)):
             bad[f"{name} backward"] = (gx, wx)
+    assert not bad, "\n".join(f"{k}: {v}" for k, v in bad.items())
+
+
+# -- torch layouts other than dense ----------------------------------------------------------------
+
+
+def _nested(layout: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+    return lambda d: torch.nested.nested_tensor([d[0], d[1, :4]], layout=layout)
+
+
+LAYOUTS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], str]] = {
+    "sparse_coo": (lambda d: d.to_sparse(), "to_dense()"),
+    "sparse_csr": (lambda d: d.to_sparse_csr(), "to_dense()"),
+    "sparse_csc": (lambda d: d.to_sparse_csc(), "to_dense()"),
+    "sparse_bsr": (lambda d: d.to_sparse_bsr((2, 2)), "to_dense()"),
+    "sparse_bsc": (lambda d: d.to_sparse_bsc((2, 2)), "to_dense()"),
+    "mkldnn": (lambda d: d.to_mkldnn(), "to_dense()"),
+    "nested-jagged": (_nested(torch.jagged), "values()"),
+    "nested-strided": (_nested(torch.strided), "unbind()"),
+}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_torch_layouts_other_than_dense(layout: str) -> None:
+    """A sparse, MKL-DNN or nested tensor (as x, or as prelu's alpha) is a TypeError that names
+    the function, the argument and the way out (``x.to_dense()``, ``x.values()``), for every
+    function and its derivative alike: also after a dense call of the same type and shape (the
+    fast path and the caches of checked shapes must not serve it), and the input is untouched."""
+    make, hint = LAYOUTS[layout]
+    dense = torch.from_numpy(vals(np.float32, (4, 6)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # (torch: sparse CSR/BSR, nested are beta)
+        x = make(dense)
+    before = dense.clone()
+    alpha = torch.full((6,), 0.25)
+    bad = {}
+    for name in NAMES:
+        fn = getattr(A, name)
+        calls: dict[str, Callable[[], Any]] = {"value": lambda fn=fn: call(fn.__name__, x)}
+        if name == "prelu":
+            calls["alpha tensor"] = lambda: A.prelu(x, alpha)
+            calls["vjp"] = lambda: A.derivative(A.prelu)(x, alpha, dense)
+        elif name == "glu":
+            calls["vjp"] = lambda: A.derivative(A.glu)(x, dense[:, :3])
+        else:
+            calls["derivative"] = lambda fn=fn: A.derivative(fn)(x)
+        for what, c in calls.items():
+            for _ in range(2):
+                call(name, dense)  # a dense call first: the fast path and the caches are warm
+                if name == "prelu":
+                    A.prelu(dense, alpha)
+                try:
+                    c()
+                except TypeError as e:
+                    msg = str(e)
+                    if not (msg.startswith(f"{qual(name)}: x must be a dense tensor") and f"x.{hint}" in msg):
+                        bad[f"{name} {what}"] = msg
+                except Exception as e:  # noqa: BLE001 - anything else is the failure
+                    bad[f"{name} {what}"] = f"{type(e).__name__}: {e}"
+                else:
+                    bad[f"{name} {what}"] = "no error"
+    if layout.startswith("sparse") or layout == "mkldnn":  # a sparse alpha for a dense x
+        a = make(torch.full((4, 6), 0.25))
+        for f in (lambda: A.prelu(dense, a), lambda: A.derivative(A.prelu)(dense, a, dense)):
+            with pytest.raises(TypeError, match=r"kaun\.activation\.prelu: alpha must be a dense tensor"):
+                f()
+    assert torch.equal(dense.isnan(), before.isnan()) and torch.equal(dense.nan_to_num(), before.nan_to_num())
     assert not bad, "\n".join(f"{k}: {v}" for k, v in bad.items())
 
 

@@ -135,6 +135,24 @@ def _eager() -> bool:
     )
 
 
+_STRIDED = torch.strided
+
+
+def _dense(qualname: str, t: Any, arg: str = "x") -> None:
+    """TypeError unless t is a dense tensor: a sparse layout (COO, CSR, CSC, BSR, BSC), MKL-DNN
+    or a nested tensor (jagged or strided) is refused, for every function alike (torch has
+    few of their operations, and a kernel reads a dense tensor's memory)."""
+    if t.layout is not _STRIDED or t.is_nested:
+        if t.is_nested:
+            what, hint = "a nested tensor", (f"apply it to {arg}.values() (jagged) or to each "
+                                             f"tensor of {arg}.unbind()")
+        else:
+            what, hint = f"a tensor of layout {t.layout}", f"convert it with {arg}.to_dense()"
+        raise TypeError(
+            f"{qualname}: {arg} must be a dense tensor (layout torch.strided), got {what}; {hint}"
+        )
+
+
 def _cpu(t: Any) -> bool:
     """Whether t is a plain strided ``torch.Tensor`` on the CPU (a subclass such as DTensor,
     FakeTensor or nn.Parameter has its own semantics: it takes the formula)."""
@@ -516,6 +534,7 @@ class TorchBackend(Backend):
     name = "torch"
     o = O
     f32 = torch.float32
+    check = staticmethod(_dense)
 
     def astype(self, x: Any, dtype: Any) -> Any:
         return x.to(dtype)
@@ -536,9 +555,10 @@ class TorchBackend(Backend):
         nat = _native(entry)
         if nat is not None and nat(torch.zeros(1), *p) is not None:
             # torch's own op for these parameters, whatever the mode
+            # (a sparse or nested tensor: the checked path, and its TypeError)
             if not p:
-                return lambda x: nat(x) if x.dtype in _FLOATS else None
-            return lambda x: nat(x, *p) if x.dtype in _FLOATS else None
+                return lambda x: nat(x) if x.dtype in _FLOATS and x.layout is _STRIDED and not x.is_nested else None
+            return lambda x: nat(x, *p) if x.dtype in _FLOATS and x.layout is _STRIDED and not x.is_nested else None
         if torch.compiler.is_compiling():  # (built by an eager call, never inside a trace)
             return None
         kernels: dict[Any, K.Compiled | None] = {}  # by dtype, filled on first use
@@ -547,7 +567,7 @@ class TorchBackend(Backend):
         threads, grad, compiling = torch.get_num_threads, torch.is_grad_enabled, torch.compiler.is_compiling
         functorch, nt, empty_like = torch._C._are_functorch_transforms_active, K.torch_threads, torch.empty_like
         tracing = torch._C._is_tracing
-        T, fwd, grain = torch.Tensor, _fwd_ad, K.GRAIN
+        T, fwd, grain, strided = torch.Tensor, _fwd_ad, K.GRAIN, _STRIDED
 
         def f(x: Any) -> Any:
             # the kernel for a plain, dense CPU tensor, called eagerly without autograd; the
@@ -558,15 +578,16 @@ class TorchBackend(Backend):
             c = kernels.get(dt)
             if c is None and dt in _IO and dt not in kernels:
                 c = kernels[dt] = K.compiled(entry, p, _IO[dt])
-            if (c is not None and type(x) is T and x.is_cpu and not (x.requires_grad and grad())
-                    and x.is_contiguous() and not x.is_neg() and fwd._current_level < 0
-                    and not tracing() and not functorch()):
+            if (c is not None and type(x) is T and x.is_cpu and x.layout is strided
+                    and not (x.requires_grad and grad()) and not x.is_nested and x.is_contiguous()
+                    and not x.is_neg() and fwd._current_level < 0 and not tracing()
+                    and not functorch()):
                 y = empty_like(x)
                 n = x.numel()
                 run(c.value, x.data_ptr(), None, y.data_ptr(), n, c.p, c.np,
                     nt(threads()) if n >= grain else 1)
                 return y
-            if x.dtype not in _FLOATS:
+            if x.dtype not in _FLOATS or x.layout is not strided or x.is_nested:
                 return None
             if _function_path(x):
                 return _apply(fns, x, h)
@@ -584,7 +605,10 @@ class TorchBackend(Backend):
         return _value(entry, x, p, order)
 
     def prelu(self, entry: Entry, x: Any, alpha: Any) -> Any:
-        # (the common eager call first: each mode check costs a call)
+        # (the common eager call first: each mode check costs a call; after _dispatch's cache of
+        # checked shapes, which does not see the layout)
+        _dense(entry.qualname, x)
+        _dense(entry.qualname, alpha, "alpha")
         if _cpu(x) and _cpu(alpha) and not _needs_grad(x, alpha) and _eager():
             return torch._prelu_kernel(x, alpha)
         if _function_path(x, alpha):
@@ -592,10 +616,12 @@ class TorchBackend(Backend):
         return _round(_work(entry, "value", (x, alpha), ()), x.dtype)
 
     def prelu_deriv(self, entry: Entry, x: Any, alpha: Any) -> tuple[Any, Any]:
+        _dense(entry.qualname, alpha, "alpha")
         dx, da = _work(entry, "deriv", (x, alpha), ())
         return _round(dx, x.dtype), _round(da, x.dtype)
 
     def glu(self, entry: Entry, x: Any, ax: int) -> Any:
+        _dense(entry.qualname, x)  # (after _dispatch's cache of checked shapes)
         if _function_path(x):
             return _apply(_GLU, x, ax)
         return _glu_value(entry, x, ax)
