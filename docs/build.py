@@ -495,17 +495,44 @@ torch.func.vmap(torch.func.hessian(A.tanh))(x[0])   # the second derivative: kau
 
 net = torch.nn.Sequential(
     torch.nn.Linear(16, 32), kaun.nn.PReLU(num_parameters=32),
-    torch.nn.Linear(32, 32), kaun.nn.LeakyReLU(negative_slope=0.2),
+    torch.nn.Linear(32, 32), kaun.nn.LeakyReLU(negative_slope=0.2, inplace=True),
     torch.nn.Linear(32, 1),
 )
+torch_net = torch.nn.Sequential(                # the same model in torch.nn's own modules
+    torch.nn.Linear(16, 32), torch.nn.PReLU(32),
+    torch.nn.Linear(32, 32), torch.nn.LeakyReLU(0.2, inplace=True),
+    torch.nn.Linear(32, 1),
+)
+net.load_state_dict(torch_net.state_dict())     # loads as it is (PReLU's parameter: weight)
 ```
 
 `kaun.nn` has one `torch.nn.Module` per function (`ReLU`, `LeakyReLU(negative_slope=0.01)`,
 `GELU()`, `GELUApprox()`, `Squareplus(b=4.0)`, `GLU(axis=-1)`, ...); the hyper-parameters are
 checked when the module is built and shown by its `repr`. `PReLU(num_parameters=1, init=0.25,
-channel_axis=1)` holds a learnable `alpha` of shape `(num_parameters,)`, broadcast along the
-channel axis (1 for `N, C, ...` inputs, -1 for channels-last); it round trips through
-`state_dict`.
+channel_axis=1)` holds a learnable `weight` (torch's name; `alpha` is the same parameter) of
+shape `(num_parameters,)`, broadcast along the channel axis (1 for `N, C, ...` inputs, -1 for
+channels-last); it round trips through `state_dict`, and a `torch.nn.PReLU`'s `state_dict`
+loads into it, strictly (so does one saved by an earlier `kaun.nn`, with the key `alpha`).
+
+`kaun.nn` is a rename away from `torch.nn`: torch's spellings are the same classes (`Hardtanh`
+is `HardTanh`, `Hardsigmoid` is `HardSigmoid`, `Hardswish` is `HardSiLU`), and the
+constructors take torch's arguments, at torch's positions, but for these (tested in test_nn):
+
+- `inplace=True` (`ReLU`, `ReLU6`, `LeakyReLU`, `ELU`, `CELU`, `SELU`, `SiLU`, `Mish`,
+  `Hardswish`, `Hardtanh`, `Hardsigmoid`) is accepted, kept as the attribute `inplace`, shown
+  by `repr` (`ReLU(inplace=True)`), and computes out of place: kaun never writes into its input.
+  Its backward reads `x`, which an in-place write would destroy (autograd would refuse the
+  backward). The values are the same as torch's; the memory torch saves that way is not saved,
+  and code that reads the input after the module finds it unchanged.
+- `Hardtanh` has no `min_val` and `max_val` (kaun's bounds are -1 and 1) and takes `inplace` by
+  keyword only; `Hardsigmoid` takes kaun's `alpha` and `beta` first (torch's defaults) and
+  `inplace` by keyword only; `Softplus` has no `beta` and `threshold` (kaun's is
+  log(1 + exp(x)) computed exactly everywhere, with no switch to `x` above a threshold).
+- `GELU(approximate="tanh")` is `GELUApprox()`; `GLU(dim=0)` is `GLU(axis=0)`.
+- `PReLU`'s third positional argument is kaun's `channel_axis`; `dtype` and `device` are
+  keyword-only.
+- `Sigmoid`, `Tanh`, `Softsign` and `LogSigmoid` take no arguments (torch's take any and
+  ignore them).
 
 ### DTensor
 

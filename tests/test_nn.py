@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import io
 import pickle
 import subprocess
@@ -145,10 +146,15 @@ def test_sequential_trains() -> None:
 def test_prelu_parameter() -> None:
     m = KN.PReLU(num_parameters=3, init=0.1)
     (p,) = list(m.parameters())
-    assert p is m.alpha and isinstance(p, torch.nn.Parameter)
+    assert p is m.weight and isinstance(p, torch.nn.Parameter)
+    assert m.alpha is p  # kaun's name for it
     assert p.shape == (3,) and p.dtype == torch.float32
     torch.testing.assert_close(p.detach(), torch.full((3,), 0.1))
-    assert list(m.state_dict()) == ["alpha"]
+    assert list(m.state_dict()) == ["weight"]  # torch's name
+    with torch.no_grad():
+        p.mul_(3.0)
+    m.reset_parameters()
+    torch.testing.assert_close(p.detach(), torch.full((3,), 0.1))
 
 
 @pytest.mark.parametrize(
@@ -164,10 +170,10 @@ def test_prelu_parameter() -> None:
 def test_prelu_channels(shape: tuple[int, ...], axis: int, view: tuple[int, ...]) -> None:
     m = KN.PReLU(num_parameters=3, channel_axis=axis, dtype=torch.float64)
     with torch.no_grad():
-        m.alpha.copy_(torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64))
+        m.weight.copy_(torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64))
     x = _x(torch.float64, shape).requires_grad_()
     y = m(x)
-    alpha = m.alpha.detach().reshape(view)
+    alpha = m.weight.detach().reshape(view)
     torch.testing.assert_close(y, A.prelu(x.detach(), alpha), rtol=0, atol=0)
     g = torch.randn(shape, dtype=torch.float64)
     y.backward(g)
@@ -175,8 +181,8 @@ def test_prelu_channels(shape: tuple[int, ...], axis: int, view: tuple[int, ...]
     ax = axis % len(shape)
     other = tuple(i for i in range(len(shape)) if i != ax)
     want = (torch.clamp(x.detach(), max=0) * g).sum(dim=other)
-    assert m.alpha.grad is not None
-    torch.testing.assert_close(m.alpha.grad, want)
+    assert m.weight.grad is not None
+    torch.testing.assert_close(m.weight.grad, want)
     dx = torch.where(x.detach() > 0, torch.ones_like(g), alpha.expand(shape)) * g
     torch.testing.assert_close(x.grad, dx)
 
@@ -202,23 +208,23 @@ def test_prelu_dtypes() -> None:
     y = m(x16)
     assert y.dtype == torch.float16
     y.sum().backward()
-    assert m.alpha.grad is not None and m.alpha.grad.dtype == torch.float32
-    torch.testing.assert_close(m.alpha.grad, torch.tensor([-2.0, -4.0]))
+    assert m.weight.grad is not None and m.weight.grad.dtype == torch.float32
+    torch.testing.assert_close(m.weight.grad, torch.tensor([-2.0, -4.0]))
     m64 = m.to(torch.float64)
-    assert m64.alpha.dtype == torch.float64
+    assert m64.weight.dtype == torch.float64 and m64.alpha is m64.weight
     assert m64(torch.ones(1, 2, dtype=torch.float64)).dtype == torch.float64
 
 
 def test_prelu_state_dict_round_trip() -> None:
     m = KN.PReLU(num_parameters=4, init=0.2)
     with torch.no_grad():
-        m.alpha.mul_(torch.tensor([1.0, 2.0, -1.0, 0.5]))
+        m.weight.mul_(torch.tensor([1.0, 2.0, -1.0, 0.5]))
     buf = io.BytesIO()
     torch.save(m.state_dict(), buf)
     buf.seek(0)
     fresh = KN.PReLU(num_parameters=4)
     fresh.load_state_dict(torch.load(buf, weights_only=True))
-    torch.testing.assert_close(fresh.alpha, m.alpha, rtol=0, atol=0)
+    torch.testing.assert_close(fresh.weight, m.weight, rtol=0, atol=0)
     x = _x(torch.float32, (3, 4, 5))
     torch.testing.assert_close(fresh(x), m(x), rtol=0, atol=0)
     with pytest.raises(RuntimeError, match="size mismatch"):
@@ -236,12 +242,12 @@ def test_sequential_state_dict_round_trip() -> None:
     prelu = a[1]
     assert isinstance(prelu, KN.PReLU)
     with torch.no_grad():
-        prelu.alpha.copy_(torch.tensor([0.05, 0.5, 0.9]))
+        prelu.weight.copy_(torch.tensor([0.05, 0.5, 0.9]))
     b = make()
     b.load_state_dict(a.state_dict())
     x = torch.randn(2, 1, 6, 6)
     torch.testing.assert_close(b(x), a(x), rtol=0, atol=0)
-    assert set(a.state_dict()) == {"0.weight", "0.bias", "1.alpha"}
+    assert set(a.state_dict()) == {"0.weight", "0.bias", "1.weight"}
 
 
 def test_copy_and_pickle() -> None:
@@ -284,3 +290,141 @@ def test_matches_torch_where_torch_has_the_function() -> None:
         # the same function (constants, defaults, axis); torch's tails are less accurate
         # (gelu(-9) is -0.0 in torch, -1.1e-19 here), hence the absolute tolerance
         np.testing.assert_allclose(ours(x).numpy(), theirs(x).numpy(), rtol=1e-12, atol=1e-12)
+
+
+# ---- a rename away from torch.nn ---------------------------------------------------------------
+
+# torch.nn's name for each kaun.nn module that torch has (compared case-insensitively)
+TORCH_NAMES = {
+    n: t for n in KN.__all__ if n != "MODULES"
+    for t in dir(torch.nn) if t.lower() == n.lower() and isinstance(getattr(torch.nn, t), type)
+}
+# the arguments of torch's constructors that kaun's do not take, and why (docs/frameworks.md)
+NOT_TAKEN = {
+    "Hardtanh": {"min_val", "max_val", "min_value", "max_value"},  # kaun's bounds are -1 and 1
+    "Softplus": {"beta", "threshold"},  # kaun's is exact log(1 + exp(x)): no threshold
+}
+
+
+def test_torch_spellings_are_the_same_classes() -> None:
+    assert TORCH_NAMES.keys() >= {"HardTanh", "HardSigmoid", "HardSwish", "GELU", "PReLU"}
+    for ours, theirs in TORCH_NAMES.items():
+        assert getattr(KN, theirs) is getattr(KN, ours), theirs
+        assert theirs in KN.__all__, theirs
+    assert KN.Hardtanh is KN.HardTanh and KN.Hardsigmoid is KN.HardSigmoid
+    assert KN.Hardswish is KN.HardSwish is KN.HardSiLU
+
+
+@pytest.mark.parametrize("name", sorted(set(TORCH_NAMES.values())))
+def test_torch_constructor_arguments_are_taken(name: str) -> None:
+    """Every argument of torch's constructor is one of kaun's, at the same position where kaun
+    has no argument of its own before it, but those listed in NOT_TAKEN."""
+    theirs = [p for p in inspect.signature(getattr(torch.nn, name).__init__).parameters.values()
+              if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    ours = inspect.signature(getattr(KN, name).__init__).parameters
+    missing = {p.name for p in theirs} - set(ours) - NOT_TAKEN.get(name, set())
+    assert not missing, missing
+    for p in theirs:
+        if p.name in ours and (name, p.name) != ("GLU", "dim"):  # (GLU's dim: None, axis's -1)
+            assert ours[p.name].default == p.default, (p.name, ours[p.name].default, p.default)
+
+
+# (torch.nn class, arguments) built both ways: the same function, the input of kaun's untouched
+CALLS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+    ("ReLU", (), {"inplace": True}), ("ReLU", (True,), {}), ("ReLU6", (True,), {}),
+    ("LeakyReLU", (0.2, True), {}), ("LeakyReLU", (), {"negative_slope": 0.3, "inplace": True}),
+    ("ELU", (0.5, True), {}), ("CELU", (2.0,), {"inplace": True}), ("SELU", (True,), {}),
+    ("SiLU", (), {"inplace": True}), ("Mish", (True,), {}), ("Hardswish", (True,), {}),
+    ("Hardtanh", (), {"inplace": True}), ("Hardsigmoid", (), {"inplace": True}),
+    ("GELU", (), {"approximate": "tanh"}), ("GELU", ("none",), {}), ("GLU", (), {"dim": 0}),
+    ("GLU", (0,), {}), ("PReLU", (1, 0.1), {}), ("Sigmoid", (), {}), ("Tanh", (), {}),
+    ("Softsign", (), {}), ("LogSigmoid", (), {}), ("Softplus", (), {}),
+]
+
+
+@pytest.mark.parametrize(("name", "args", "kw"), CALLS, ids=lambda v: repr(v))
+def test_torch_modules_by_their_torch_arguments(name: str, args: tuple[Any, ...], kw: dict[str, Any]) -> None:
+    """torch.nn.<name>(*args, **kw) -> kaun.nn.<name>(*args, **kw): the same function (torch's
+    tails are less accurate, hence the tolerance); inplace=True computes out of place, so that
+    the input is never written to (torch's overwrites it) and autograd runs."""
+    theirs, ours = getattr(torch.nn, name)(*args, **kw), getattr(KN, name)(*args, **kw)
+    theirs = theirs.double()  # (PReLU's weight: kaun's is cast to the input's dtype, torch's not)
+    x = _x()
+    before = x.clone()
+    want = theirs(x.clone())
+    y = ours(x)
+    assert torch.equal(x, before) and y.data_ptr() != x.data_ptr()
+    np.testing.assert_allclose(y.detach().numpy(), want.detach().numpy(), rtol=1e-12, atol=1e-12)
+    if kw.get("inplace") or any(a is True for a in args):
+        assert ours.inplace is True and "inplace=True" in repr(ours)
+        xg = _x().requires_grad_()
+        ours(xg).sum().backward()
+        assert xg.grad is not None
+
+
+def test_inplace_is_checked_and_shown_as_torch_shows_it() -> None:
+    assert repr(KN.ReLU(inplace=True)) == "ReLU(inplace=True)" == repr(torch.nn.ReLU(inplace=True))
+    assert repr(KN.ELU(1.0, True)) == "ELU(alpha=1.0, inplace=True)" == repr(torch.nn.ELU(1.0, True))
+    assert repr(KN.LeakyReLU(0.2, True)) == repr(torch.nn.LeakyReLU(0.2, True))
+    assert repr(KN.ReLU()) == "ReLU()" and KN.ReLU().inplace is False
+    assert repr(KN.HardTanh(inplace=True)) == "HardTanh(inplace=True)"
+    assert not hasattr(KN.Sigmoid(), "inplace")  # (torch's Sigmoid has none either)
+    with pytest.raises(TypeError, match=r"kaun\.nn\.ReLU: inplace must be a bool, got int"):
+        KN.ReLU(inplace=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"kaun\.nn\.ELU: inplace must be a bool, got str"):
+        KN.ELU(1.0, "yes")  # type: ignore[arg-type]
+
+
+def test_gelu_approximate_and_glu_dim() -> None:
+    x = _x()
+    tanh = KN.GELU(approximate="tanh")
+    assert torch.equal(tanh(x), A.gelu_approx(x)) and torch.equal(KN.GELU("none")(x), A.gelu(x))
+    assert repr(tanh) == "GELU(approximate='tanh')" and repr(KN.GELU()) == "GELU()"
+    assert tanh.approximate == "tanh"
+    with pytest.raises(ValueError, match=r"kaun\.nn\.GELU: approximate must be 'none' or 'tanh'"):
+        KN.GELU(approximate="erf")
+    g = KN.GLU(dim=0)
+    assert g.axis == g.dim == 0 and repr(g) == "GLU(axis=0)"
+    assert torch.equal(g(x), A.glu(x, axis=0))
+    with pytest.raises(TypeError, match=r"kaun\.nn\.GLU: give axis or dim"):
+        KN.GLU(1, dim=0)
+
+
+def test_torch_prelu_state_dict_loads() -> None:
+    """A torch.nn.PReLU's state_dict (key ``weight``) loads into kaun.nn.PReLU, strictly, alone
+    and inside a model, through torch.save/torch.load; the results are torch's."""
+    torch.manual_seed(2)
+    theirs = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.PReLU(4), torch.nn.Linear(4, 2),
+                                 torch.nn.PReLU())
+    with torch.no_grad():
+        theirs[1].weight.copy_(torch.tensor([0.1, -0.2, 0.7, 1.5]))
+        theirs[3].weight.fill_(0.05)
+    buf = io.BytesIO()
+    torch.save(theirs.state_dict(), buf)
+    buf.seek(0)
+    ours = torch.nn.Sequential(torch.nn.Linear(3, 4), KN.PReLU(4), torch.nn.Linear(4, 2), KN.PReLU())
+    ours.load_state_dict(torch.load(buf, weights_only=True), strict=True)
+    x = torch.randn(5, 3)
+    torch.testing.assert_close(ours(x), theirs(x), rtol=0, atol=0)
+    assert set(ours.state_dict()) == set(theirs.state_dict())
+    # and back: kaun's state_dict loads into torch's modules
+    back = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.PReLU(4), torch.nn.Linear(4, 2),
+                               torch.nn.PReLU())
+    back.load_state_dict(ours.state_dict(), strict=True)
+    torch.testing.assert_close(back(x), theirs(x), rtol=0, atol=0)
+
+
+def test_prelu_state_dict_with_the_old_name_loads() -> None:
+    """A state_dict saved when the parameter was called ``alpha`` loads, strictly, alone and
+    under a prefix; the caller's dict is left as it was."""
+    old = {"alpha": torch.tensor([0.3, 0.6])}
+    m = KN.PReLU(2)
+    m.load_state_dict(old, strict=True)
+    assert list(old) == ["alpha"]
+    torch.testing.assert_close(m.weight.detach(), torch.tensor([0.3, 0.6]), rtol=0, atol=0)
+    seq = torch.nn.Sequential(torch.nn.Linear(2, 2), KN.PReLU(2))
+    sd = {**{f"0.{k}": v for k, v in torch.nn.Linear(2, 2).state_dict().items()}, "1.alpha": old["alpha"]}
+    seq.load_state_dict(sd, strict=True)
+    torch.testing.assert_close(seq[1].weight.detach(), old["alpha"], rtol=0, atol=0)
+    with pytest.raises(RuntimeError, match="Unexpected key"):
+        KN.PReLU(2).load_state_dict({"weight": old["alpha"], "alpha": old["alpha"]}, strict=True)

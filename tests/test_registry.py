@@ -146,3 +146,64 @@ def test_unknown_names() -> None:
         A.get("xyzzy")
     with pytest.raises(TypeError, match=r"kaun.activation.get: name must be a str, got int"):
         A.get(3)  # type: ignore[arg-type]
+
+
+# Every function with hyper-parameters, configured away from its defaults.
+CONFIGURED: dict[str, dict[str, object]] = {
+    "leaky_relu": {"negative_slope": 0.2},
+    "hard_sigmoid": {"alpha": 0.25, "beta": 0.4},
+    "elu": {"alpha": 0.5},
+    "celu": {"alpha": 2.0},
+    "squareplus": {"b": 1.5},
+    "glu": {"axis": 0},
+    "prelu": {"alpha": 0.3},
+}
+
+
+def _bits(y: object) -> list[bytes]:
+    ys = y if isinstance(y, tuple) else (y,)
+    return [np.asarray(v.numpy() if isinstance(v, torch.Tensor) else v).tobytes() for v in ys]
+
+
+@pytest.mark.parametrize("lib", ["numpy", "torch"])
+@pytest.mark.parametrize("name", list(CONFIGURED))
+def test_derivative_of_a_configured_function(name: str, lib: str) -> None:
+    """A.derivative(A.get(name, **params)) (and its orders 2 and 3) is the derivative with those
+    hyper-parameters: the bits of A.derivative(f)(x, **params); a call's own keyword wins over
+    the bound one, as for functools.partial."""
+    kw = CONFIGURED[name]
+    conf = A.get(name, **kw)
+    fn = getattr(A, name)
+    x = np.linspace(-4.0, 4.0, 16).reshape(4, 4)
+    g = np.linspace(-1.0, 2.0, 8).reshape(2, 4)  # glu's cotangent (axis 0)
+    alpha = np.full((4, 4), 0.3)
+    if lib == "torch":
+        x, g, alpha = torch.tensor(x), torch.tensor(g), torch.tensor(alpha)
+    if name == "glu":
+        got, want = A.derivative(conf)(x, g), A.derivative(fn)(x, g, axis=0)
+        assert _bits(got) == _bits(want) != _bits(A.derivative(fn)(x, g.T.reshape(4, 2)))
+        return
+    if name == "prelu":
+        assert _bits(A.derivative(conf)(x, x)) == _bits(A.derivative(fn)(x, 0.3, x))
+        arr = A.derivative(A.get("prelu", alpha=alpha))
+        assert _bits(arr(x, x)) == _bits(A.derivative(fn)(x, alpha, x))
+        return
+    for order in (1, 2, 3):
+        got = A.derivative(conf, order=order)(x)
+        want = A.derivative(fn, order=order)(x, **kw)
+        assert _bits(got) == _bits(want), order
+    assert _bits(A.derivative(conf)(x)) != _bits(A.derivative(fn)(x))  # the configuration counts
+    other = {next(iter(kw)): 0.75}
+    assert _bits(A.derivative(conf)(x, **other)) == _bits(A.derivative(fn)(x, **{**kw, **other}))
+
+
+def test_derivative_of_a_partial_it_cannot_read() -> None:
+    with pytest.raises(TypeError, match=r"derivative: fn binds \['slope'\], which kaun\.activation\."
+                       r"leaky_relu does not take"):
+        A.derivative(functools.partial(A.leaky_relu, slope=0.2))
+    with pytest.raises(TypeError, match=r"derivative: fn must be one of kaun.activation's functions"):
+        A.derivative(functools.partial(A.gelu, X))  # x bound: not a configuration
+    with pytest.raises(TypeError, match=r"derivative: fn must be one of kaun.activation's functions"):
+        A.derivative(functools.partial(np.tanh))
+    with pytest.raises(ValueError, match=r"order 2 is for the elementwise functions"):
+        A.derivative(A.get("glu", axis=0), order=2)

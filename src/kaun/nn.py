@@ -12,6 +12,15 @@ Each module holds the function's hyper-parameters (checked when the module is bu
 
 ``Swish is SiLU`` and ``HardSwish is HardSiLU``, as in kaun.activation. This module imports torch;
 ``import kaun.activation`` does not.
+
+A rename away from ``torch.nn``: torch's spellings are the same classes (``Hardtanh is HardTanh``,
+``Hardsigmoid is HardSigmoid``, ``Hardswish is HardSiLU``), the constructors take torch's
+arguments where kaun computes the same function (``inplace``, ``GELU(approximate=...)``,
+``GLU(dim=...)``), and ``PReLU``'s parameter is ``weight``, so that a ``torch.nn.PReLU``'s
+``state_dict`` loads. ``inplace=True`` is accepted and computes out of place: kaun never writes
+into its input (its backward reads x, which an in-place write would have destroyed: autograd
+would refuse the backward), and the values are the same; only the memory torch saves that way
+is not saved. What differs from torch's signatures: docs/frameworks.md.
 """
 
 from __future__ import annotations
@@ -33,7 +42,9 @@ __all__ = [
     "ReLU6",
     "LeakyReLU",
     "HardTanh",
+    "Hardtanh",
     "HardSigmoid",
+    "Hardsigmoid",
     "PReLU",
     "ELU",
     "SELU",
@@ -44,6 +55,7 @@ __all__ = [
     "Swish",
     "HardSiLU",
     "HardSwish",
+    "Hardswish",
     "Mish",
     "Softplus",
     "Softsign",
@@ -56,12 +68,26 @@ __all__ = [
 ]
 
 
+def _inplace(module: torch.nn.Module, inplace: Any) -> bool:
+    """torch's ``inplace`` argument, checked: kaun computes out of place whatever its value (see
+    the module's docstring)."""
+    if not isinstance(inplace, bool):
+        raise TypeError(
+            f"kaun.nn.{type(module).__name__}: inplace must be a bool, got {type(inplace).__name__}"
+        )
+    return inplace
+
+
 class _Activation(torch.nn.Module):
-    """An activation without learnable state: ``forward(x) = fn(x, **hyper-parameters)``."""
+    """An activation without learnable state: ``forward(x) = fn(x, **hyper-parameters)``.
+
+    Where torch's module takes ``inplace``, so does this one (an attribute, shown by ``repr`` as
+    torch shows it), and it computes out of place: the input is never written to."""
 
     name: ClassVar[str]
+    inplace: bool
 
-    def __init__(self, **params: Any) -> None:
+    def __init__(self, *, inplace: Any = None, **params: Any) -> None:
         super().__init__()
         entry = ENTRIES[self.name]
         # Checked now (TypeError/ValueError naming the function), not at the first forward.
@@ -69,6 +95,8 @@ class _Activation(torch.nn.Module):
         self._names = tuple(params)
         for k, v in zip(params, checked, strict=True):
             setattr(self, k, v)
+        if inplace is not None:  # (None: a module whose torch namesake has no inplace)
+            self.inplace = _inplace(self, inplace)
         fn = entry.fn
         if fn is None:  # pragma: no cover - every entry is registered with its function
             raise RuntimeError(f"kaun.nn: {self.name} has no function")
@@ -79,7 +107,10 @@ class _Activation(torch.nn.Module):
         return out
 
     def extra_repr(self) -> str:
-        return ", ".join(f"{k}={getattr(self, k)!r}" for k in self._names)
+        parts = [f"{k}={getattr(self, k)!r}" for k in self._names]
+        if getattr(self, "inplace", False):
+            parts.append("inplace=True")
+        return ", ".join(parts)
 
 
 # ---- Standard activations ----------------------------------------------------------------------
@@ -90,8 +121,8 @@ class ReLU(_Activation):
 
     name = "relu"
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__(inplace=inplace)
 
 
 class Sigmoid(_Activation):
@@ -117,8 +148,8 @@ class ReLU6(_Activation):
 
     name = "relu6"
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__(inplace=inplace)
 
 
 class LeakyReLU(_Activation):
@@ -127,32 +158,40 @@ class LeakyReLU(_Activation):
     name = "leaky_relu"
     negative_slope: float
 
-    def __init__(self, negative_slope: float = 0.01) -> None:
-        super().__init__(negative_slope=negative_slope)
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False) -> None:
+        super().__init__(negative_slope=negative_slope, inplace=inplace)
 
 
 class HardTanh(_Activation):
-    """``kaun.activation.hard_tanh``: ``max(-1, min(1, x))``."""
+    """``kaun.activation.hard_tanh``: ``max(-1, min(1, x))`` (torch's ``Hardtanh`` with its
+    default bounds; ``inplace`` is keyword-only here, and the bounds are not arguments)."""
 
     name = "hard_tanh"
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *, inplace: bool = False) -> None:
+        super().__init__(inplace=inplace)
+
+
+Hardtanh = HardTanh
 
 
 class HardSigmoid(_Activation):
-    """``kaun.activation.hard_sigmoid``: ``min(1, max(0, alpha * x + beta))``."""
+    """``kaun.activation.hard_sigmoid``: ``min(1, max(0, alpha * x + beta))`` (the defaults are
+    torch's ``Hardsigmoid``; ``inplace`` is keyword-only here, after kaun's alpha and beta)."""
 
     name = "hard_sigmoid"
     alpha: float
     beta: float
 
-    def __init__(self, alpha: float = 1.0 / 6.0, beta: float = 0.5) -> None:
-        super().__init__(alpha=alpha, beta=beta)
+    def __init__(self, alpha: float = 1.0 / 6.0, beta: float = 0.5, *, inplace: bool = False) -> None:
+        super().__init__(alpha=alpha, beta=beta, inplace=inplace)
+
+
+Hardsigmoid = HardSigmoid
 
 
 class PReLU(torch.nn.Module):
-    """``kaun.activation.prelu`` with a learnable ``alpha``: ``max(0, x) + alpha * min(0, x)``.
+    """``kaun.activation.prelu`` with a learnable alpha: ``max(0, x) + alpha * min(0, x)``.
 
     Args:
         num_parameters: 1 (one alpha for every element) or the number of channels (one alpha
@@ -162,15 +201,18 @@ class PReLU(torch.nn.Module):
             ``N, C, ...`` layout; -1 for channels-last). Only used when ``num_parameters > 1``.
         dtype, device: of the parameter, as for any torch module.
 
-    ``alpha`` is a ``torch.nn.Parameter`` of shape ``(num_parameters,)``; in ``forward`` it is
-    viewed so that it broadcasts along the channel axis, and cast to the input's dtype (so a
-    float32 module runs on float16 inputs). Its gradient is summed over the other axes.
+    The parameter is ``weight`` (torch's name, so that a ``torch.nn.PReLU``'s ``state_dict``
+    loads, strictly), a ``torch.nn.Parameter`` of shape ``(num_parameters,)``; ``alpha`` is the
+    same parameter under kaun's name, read-only, and a ``state_dict`` saved with the key
+    ``alpha`` (by earlier versions of kaun.nn) loads too. In ``forward`` it is viewed so that
+    it broadcasts along the channel axis, and cast to the input's dtype (so a float32 module
+    runs on float16 inputs). Its gradient is summed over the other axes.
     """
 
     num_parameters: int
     init: float
     channel_axis: int
-    alpha: torch.nn.Parameter
+    weight: torch.nn.Parameter
 
     def __init__(
         self,
@@ -186,12 +228,29 @@ class PReLU(torch.nn.Module):
         self.num_parameters = n
         self.init = value
         self.channel_axis = axis
-        self.alpha = torch.nn.Parameter(
+        self.weight = torch.nn.Parameter(
             torch.full((self.num_parameters,), value, dtype=dtype, device=device)
         )
 
+    @property
+    def alpha(self) -> torch.nn.Parameter:
+        """The learnable alpha: ``weight`` under kaun's name."""
+        return self.weight
+
+    def reset_parameters(self) -> None:
+        """Every alpha back to ``init`` (as ``torch.nn.PReLU.reset_parameters``)."""
+        torch.nn.init.constant_(self.weight, self.init)
+
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, *args: Any) -> None:
+        # a state_dict of an earlier kaun.nn, whose parameter was called alpha (load_state_dict
+        # works on its own copy of the dict: the caller's is left as it was)
+        old, new = prefix + "alpha", prefix + "weight"
+        if old in state_dict and new not in state_dict:
+            state_dict[new] = state_dict.pop(old)
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
     def _alpha_for(self, x: torch.Tensor) -> torch.Tensor:
-        alpha: torch.Tensor = self.alpha.to(dtype=x.dtype)
+        alpha: torch.Tensor = self.weight.to(dtype=x.dtype)
         return alpha.reshape(prelu_alpha_shape("kaun.nn.PReLU", self.num_parameters,
                                                self.channel_axis, tuple(x.shape)))
 
@@ -215,8 +274,8 @@ class ELU(_Activation):
     name = "elu"
     alpha: float
 
-    def __init__(self, alpha: float = 1.0) -> None:
-        super().__init__(alpha=alpha)
+    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
+        super().__init__(alpha=alpha, inplace=inplace)
 
 
 class SELU(_Activation):
@@ -224,8 +283,8 @@ class SELU(_Activation):
 
     name = "selu"
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__(inplace=inplace)
 
 
 class CELU(_Activation):
@@ -234,20 +293,33 @@ class CELU(_Activation):
     name = "celu"
     alpha: float
 
-    def __init__(self, alpha: float = 1.0) -> None:
-        super().__init__(alpha=alpha)
+    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
+        super().__init__(alpha=alpha, inplace=inplace)
 
 
 # ---- Smooth activations ------------------------------------------------------------------------
 
 
 class GELU(_Activation):
-    """``kaun.activation.gelu`` (exact, erf): ``0.5 * x * (1 + erf(x / sqrt(2)))``."""
+    """``kaun.activation.gelu`` (exact, erf): ``0.5 * x * (1 + erf(x / sqrt(2)))``; with
+    ``approximate="tanh"`` (torch's argument), ``kaun.activation.gelu_approx``, as
+    ``GELUApprox``."""
 
     name = "gelu"
+    approximate: str
 
-    def __init__(self) -> None:
+    def __init__(self, approximate: str = "none") -> None:
+        if approximate not in ("none", "tanh"):
+            raise ValueError(
+                f"kaun.nn.GELU: approximate must be 'none' or 'tanh', got {approximate!r}"
+            )
         super().__init__()
+        self.approximate = approximate
+        if approximate == "tanh":
+            self._fn = A.gelu_approx
+
+    def extra_repr(self) -> str:
+        return "approximate='tanh'" if self.approximate == "tanh" else ""
 
 
 class GELUApprox(_Activation):
@@ -264,8 +336,8 @@ class SiLU(_Activation):
 
     name = "silu"
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__(inplace=inplace)
 
 
 Swish = SiLU
@@ -276,11 +348,11 @@ class HardSiLU(_Activation):
 
     name = "hard_silu"
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__(inplace=inplace)
 
 
-HardSwish = HardSiLU
+HardSwish = Hardswish = HardSiLU
 
 
 class Mish(_Activation):
@@ -288,8 +360,8 @@ class Mish(_Activation):
 
     name = "mish"
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__(inplace=inplace)
 
 
 class Softplus(_Activation):
@@ -333,16 +405,28 @@ class LogSigmoid(_Activation):
 
 
 class GLU(torch.nn.Module):
-    """``kaun.activation.glu``: halves of ``x`` along ``axis``, ``first * sigmoid(second)``."""
+    """``kaun.activation.glu``: halves of ``x`` along ``axis``, ``first * sigmoid(second)``.
+
+    ``dim`` is torch's name for the axis: ``GLU(dim=0)`` is ``GLU(axis=0)`` (give one of them).
+    """
 
     name: ClassVar[str] = "glu"
     axis: int
 
-    def __init__(self, axis: int = -1) -> None:
+    def __init__(self, axis: int = -1, *, dim: int | None = None) -> None:
         super().__init__()
+        if dim is not None:
+            if axis != -1:
+                raise TypeError("kaun.nn.GLU: give axis or dim (torch's name for it), not both")
+            axis = dim
         if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
             raise TypeError(f"kaun.activation.glu: axis must be an int, got {type(axis).__name__}")
         self.axis = int(axis)
+
+    @property
+    def dim(self) -> int:
+        """torch's name for ``axis``."""
+        return self.axis
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = A.glu(x, axis=self.axis)

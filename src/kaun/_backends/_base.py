@@ -19,6 +19,9 @@ class Backend:
     converts = False
     o: Any
     f32: Any
+    # check(qualname, array, arg): what the dtype does not tell (torch: a dense layout); raises
+    # TypeError naming the function and the argument. None: nothing to check.
+    check: Any = None
 
     def astype(self, x: Any, dtype: Any) -> Any:
         return x.astype(dtype)

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from array_api_compat import array_namespace, device
 
+from .._core import INT_NAMES, dtype_name
 from ._base import Backend
 
 
@@ -58,6 +59,12 @@ class GenericBackend(Backend):
         # overflows; those values never reach the result.
         with np.errstate(all="ignore"):
             return super().formula(entry, which, xs, p)
+
+    def derivative(self, entry: Any, x: Any, p: tuple[float, ...], order: int = 1) -> Any:
+        if entry.ints and dtype_name(x.dtype) in INT_NAMES:  # relu's: no float literal in sight
+            xp = array_namespace(x)
+            return xp.astype(x > 0, x.dtype) if order == 1 else xp.zeros_like(x)
+        return super().derivative(entry, x, p, order)
 
     def astype(self, x: Any, dtype: Any) -> Any:
         if not hasattr(x, "dtype"):

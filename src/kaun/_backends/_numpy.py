@@ -56,6 +56,11 @@ def _same_kind(x: Any, y: Any) -> Any:
     return x.__array_wrap__(y, None, False)
 
 
+def _native(a: np.ndarray) -> np.ndarray:
+    """a in native byte order (a copy only where it is not)."""
+    return a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
+
+
 def _plain(x: Any) -> np.ndarray:
     """x as an ndarray that a kernel can read as one flat run of elements: native byte order,
     aligned, C- or Fortran-contiguous (copied only where it is not)."""
@@ -92,8 +97,9 @@ class NumpyBackend(Backend):
     f32 = np.float32
 
     def formula(self, entry: Entry, which: str, xs: tuple[Any, ...], p: tuple[float, ...]) -> Any:
-        # on plain arrays (an np.matrix multiplies as matrices), the kind restored after
-        plain = tuple(np.asarray(v) if isinstance(v, np.ndarray) else v for v in xs)
+        # on plain arrays (an np.matrix multiplies as matrices) in native byte order (a result
+        # is native, as the kernels' are), the kind restored after
+        plain = tuple(_native(np.asarray(v)) if isinstance(v, np.ndarray) else v for v in xs)
         with np.errstate(all="ignore"):
             return _same_kind(xs[0], super().formula(entry, which, plain, p))
 

@@ -135,6 +135,24 @@ def _eager() -> bool:
     )
 
 
+_STRIDED = torch.strided
+
+
+def _dense(qualname: str, t: Any, arg: str = "x") -> None:
+    """TypeError unless t is a dense tensor: a sparse layout (COO, CSR, CSC, BSR, BSC), MKL-DNN
+    or a nested tensor (jagged or strided) is refused, for every function alike (torch has
+    few of their operations, and a kernel reads a dense tensor's memory)."""
+    if t.layout is not _STRIDED or t.is_nested:
+        if t.is_nested:
+            what, hint = "a nested tensor", (f"apply it to {arg}.values() (jagged) or to each "
+                                             f"tensor of {arg}.unbind()")
+        else:
+            what, hint = f"a tensor of layout {t.layout}", f"convert it with {arg}.to_dense()"
+        raise TypeError(
+            f"{qualname}: {arg} must be a dense tensor (layout torch.strided), got {what}; {hint}"
+        )
+
+
 def _cpu(t: Any) -> bool:
     """Whether t is a plain strided ``torch.Tensor`` on the CPU (a subclass such as DTensor,
     FakeTensor or nn.Parameter has its own semantics: it takes the formula)."""
@@ -148,14 +166,24 @@ def _like(x: Any, t: Any) -> Any:
     return torch.empty_like(x).copy_(t)
 
 
+def _resolved(t: Any) -> Any:
+    """t with a lazy negation or conjugation applied (``torch._neg_view``, ``z.conj().imag``:
+    a bit on the tensor that torch's own ops honour and a kernel reading its memory would not);
+    t itself where there is none."""
+    if t.is_neg() or t.is_conj():
+        return t.resolve_neg().resolve_conj()
+    return t
+
+
 def _run(fn: int, c: K.Compiled, x: Any, g: Any = None) -> Any:
     """Kernel fn over every element of x (and of the cotangent g), into a new tensor with x's
     layout (dense layouts such as channels-last kept, others made contiguous)."""
+    x = _resolved(x)
     y = torch.empty_like(x)
     if not x.is_contiguous() and y.stride() != x.stride():  # overlapping or with gaps
         x = x.contiguous()
         y = torch.empty_like(x)
-    g = None if g is None else _like(x, g)  # (held: the kernel reads its memory)
+    g = None if g is None else _like(x, _resolved(g))  # (held: the kernel reads its memory)
     K.runtime().kaun_run_flat(fn, x.data_ptr(), None if g is None else g.data_ptr(), y.data_ptr(),
                               x.numel(), c.p, c.np, K.torch_threads(torch.get_num_threads()))
     return y
@@ -341,6 +369,18 @@ _NATIVE: dict[str, Any] = {
 }
 
 
+def _relu_int(x: Any, order: int = 0) -> Any:
+    """relu of an integer tensor, or its derivative of that order (1: 1 for x > 0, else 0; 2
+    and 3: 0), in x's dtype: torch.relu for the signed dtypes; for the unsigned ones relu is
+    the identity, a copy (torch 2.13 has no clamp nor comparison but == and != for uint16,
+    uint32 and uint64)."""
+    if order:
+        if order > 1:
+            return torch.zeros_like(x)
+        return (x > 0 if x.dtype.is_signed else x != 0).to(x.dtype)
+    return torch.relu(x) if x.dtype.is_signed else x.clone()
+
+
 def _native(entry: Entry) -> Any:
     return _NATIVE.get("leaky_relu" if entry.key == "prelu_scalar" else entry.name)
 
@@ -351,7 +391,7 @@ def _native(entry: Entry) -> Any:
 def _glu_run(fn: int, c: K.Compiled, x: Any, ax: int, g: Any = None) -> Any:
     """glu's kernel fn over x seen as (rows, 2, length), its halves side by side: the value
     (rows, length), or with a cotangent g the gradient (rows, 2, length)."""
-    x = x.contiguous()
+    x = _resolved(x).contiguous()
     n = x.shape[ax] // 2
     rows, length = K.glu_rows(x.shape, ax)
     xp, off = x.data_ptr(), length * x.element_size()
@@ -362,7 +402,7 @@ def _glu_run(fn: int, c: K.Compiled, x: Any, ax: int, g: Any = None) -> Any:
         run(fn, xp, xp + off, None, out.data_ptr(), None, rows, length, 2 * length, 0, length,
             c.p, c.np, nt)
     else:
-        g = g.to(x.dtype).contiguous()
+        g = _resolved(g).to(x.dtype).contiguous()
         out = torch.empty_like(x)
         run(fn, xp, xp + off, g.data_ptr(), out.data_ptr(), out.data_ptr() + off, rows, length,
             2 * length, length, 2 * length, c.p, c.np, nt)
@@ -494,13 +534,14 @@ class TorchBackend(Backend):
     name = "torch"
     o = O
     f32 = torch.float32
+    check = staticmethod(_dense)
 
     def astype(self, x: Any, dtype: Any) -> Any:
         return x.to(dtype)
 
     def elementwise(self, entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
         if entry.ints and not x.is_floating_point():
-            return torch.relu(x)
+            return _relu_int(x)
         nat = _native(entry)
         if nat is not None:
             y = nat(x, *p)
@@ -514,9 +555,10 @@ class TorchBackend(Backend):
         nat = _native(entry)
         if nat is not None and nat(torch.zeros(1), *p) is not None:
             # torch's own op for these parameters, whatever the mode
+            # (a sparse or nested tensor: the checked path, and its TypeError)
             if not p:
-                return lambda x: nat(x) if x.dtype in _FLOATS else None
-            return lambda x: nat(x, *p) if x.dtype in _FLOATS else None
+                return lambda x: nat(x) if x.dtype in _FLOATS and x.layout is _STRIDED and not x.is_nested else None
+            return lambda x: nat(x, *p) if x.dtype in _FLOATS and x.layout is _STRIDED and not x.is_nested else None
         if torch.compiler.is_compiling():  # (built by an eager call, never inside a trace)
             return None
         kernels: dict[Any, K.Compiled | None] = {}  # by dtype, filled on first use
@@ -525,7 +567,7 @@ class TorchBackend(Backend):
         threads, grad, compiling = torch.get_num_threads, torch.is_grad_enabled, torch.compiler.is_compiling
         functorch, nt, empty_like = torch._C._are_functorch_transforms_active, K.torch_threads, torch.empty_like
         tracing = torch._C._is_tracing
-        T, fwd, grain = torch.Tensor, _fwd_ad, K.GRAIN
+        T, fwd, grain, strided = torch.Tensor, _fwd_ad, K.GRAIN, _STRIDED
 
         def f(x: Any) -> Any:
             # the kernel for a plain, dense CPU tensor, called eagerly without autograd; the
@@ -536,15 +578,16 @@ class TorchBackend(Backend):
             c = kernels.get(dt)
             if c is None and dt in _IO and dt not in kernels:
                 c = kernels[dt] = K.compiled(entry, p, _IO[dt])
-            if (c is not None and type(x) is T and x.is_cpu and not (x.requires_grad and grad())
-                    and x.is_contiguous() and fwd._current_level < 0 and not tracing()
+            if (c is not None and type(x) is T and x.is_cpu and x.layout is strided
+                    and not (x.requires_grad and grad()) and not x.is_nested and x.is_contiguous()
+                    and not x.is_neg() and fwd._current_level < 0 and not tracing()
                     and not functorch()):
                 y = empty_like(x)
                 n = x.numel()
                 run(c.value, x.data_ptr(), None, y.data_ptr(), n, c.p, c.np,
                     nt(threads()) if n >= grain else 1)
                 return y
-            if x.dtype not in _FLOATS:
+            if x.dtype not in _FLOATS or x.layout is not strided or x.is_nested:
                 return None
             if _function_path(x):
                 return _apply(fns, x, h)
@@ -553,6 +596,8 @@ class TorchBackend(Backend):
         return f
 
     def derivative(self, entry: Entry, x: Any, p: tuple[float, ...], order: int = 1) -> Any:
+        if entry.ints and not x.is_floating_point():
+            return _relu_int(x, order)
         if order < len(ORDERS) - 1 and _function_path(x):  # differentiable to the next order
             return _apply(_FNS[entry.key][order], x, _hex(p))
         if _needs_grad(x):  # the third: autograd of its formula
@@ -560,7 +605,10 @@ class TorchBackend(Backend):
         return _value(entry, x, p, order)
 
     def prelu(self, entry: Entry, x: Any, alpha: Any) -> Any:
-        # (the common eager call first: each mode check costs a call)
+        # (the common eager call first: each mode check costs a call; after _dispatch's cache of
+        # checked shapes, which does not see the layout)
+        _dense(entry.qualname, x)
+        _dense(entry.qualname, alpha, "alpha")
         if _cpu(x) and _cpu(alpha) and not _needs_grad(x, alpha) and _eager():
             return torch._prelu_kernel(x, alpha)
         if _function_path(x, alpha):
@@ -568,10 +616,12 @@ class TorchBackend(Backend):
         return _round(_work(entry, "value", (x, alpha), ()), x.dtype)
 
     def prelu_deriv(self, entry: Entry, x: Any, alpha: Any) -> tuple[Any, Any]:
+        _dense(entry.qualname, alpha, "alpha")
         dx, da = _work(entry, "deriv", (x, alpha), ())
         return _round(dx, x.dtype), _round(da, x.dtype)
 
     def glu(self, entry: Entry, x: Any, ax: int) -> Any:
+        _dense(entry.qualname, x)  # (after _dispatch's cache of checked shapes)
         if _function_path(x):
             return _apply(_GLU, x, ax)
         return _glu_value(entry, x, ax)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -15,13 +16,28 @@ from ._params import axis as check_axis
 from ._params import hyper
 
 
-def _entry_of(fn: Any) -> Entry:
-    entry: Entry | None = getattr(fn, "_kaun_entry", None)
+def _entry_of(fn: Any) -> tuple[Entry, dict[str, Any]]:
+    """The entry of fn and the hyper-parameters it binds: fn is one of kaun.activation's
+    functions, or one configured by ``A.get(name, **params)`` (a ``functools.partial`` that
+    binds hyper-parameters by keyword)."""
+    bound: dict[str, Any] = {}
+    inner = fn
+    if isinstance(fn, functools.partial) and not fn.args:
+        inner, bound = fn.func, dict(fn.keywords)
+    entry: Entry | None = getattr(inner, "_kaun_entry", None)
     if entry is None or ENTRIES.get(entry.name) is not entry:
         raise TypeError(
-            f"kaun.activation.derivative: fn must be one of kaun.activation's functions, got {fn!r}"
+            "kaun.activation.derivative: fn must be one of kaun.activation's functions (or "
+            f"A.get(name, **hyper-parameters)), got {fn!r}"
         )
-    return entry
+    allowed = {n for n, _ in entry.params} | ({"alpha"} if entry.kind == "prelu" else set())
+    bad = set(bound) - allowed
+    if bad:
+        raise TypeError(
+            f"kaun.activation.derivative: fn binds {sorted(bad)}, which {entry.qualname} does "
+            f"not take (it takes {sorted(allowed) or 'no hyper-parameters'})"
+        )
+    return entry, bound
 
 
 def derivative(fn: Callable[..., Any], order: int = 1) -> Callable[..., Any]:
@@ -36,6 +52,11 @@ def derivative(fn: Callable[..., Any], order: int = 1) -> Callable[..., Any]:
     - ``derivative(glu)(x, g, axis=-1)`` is the vector-Jacobian product ``dL/dx`` for the
       cotangent ``g`` (shape of ``glu(x)``).
 
+    ``fn`` may be a function configured by ``A.get(name, **params)``: its hyper-parameters
+    (prelu's alpha, glu's axis) are the defaults of the derivative, as if passed to each call
+    (``derivative(A.get("elu", alpha=0.5))(x)`` is ``derivative(A.elu)(x, alpha=0.5)``; prelu's
+    vjp is then ``(x, g)``).
+
     Works on every backend that the functions take.
 
     Example:
@@ -45,7 +66,7 @@ def derivative(fn: Callable[..., Any], order: int = 1) -> Callable[..., Any]:
         >>> A.derivative(A.gelu, order=2)(np.array([0.0]))
         array([0.79788456])
     """
-    entry = _entry_of(fn)
+    entry, bound = _entry_of(fn)
     if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= 3:
         raise ValueError(f"kaun.activation.derivative: order must be 1, 2 or 3, got {order!r}")
     if order > 1 and entry.kind != "elementwise":
@@ -54,11 +75,12 @@ def derivative(fn: Callable[..., Any], order: int = 1) -> Callable[..., Any]:
             f"{entry.qualname} has order 1 here (differentiate its gradient with torch or JAX)"
         )
     if entry.kind == "glu":
-        return _glu_vjp(entry)
+        return _glu_vjp(entry, bound.get("axis", -1))
     if entry.kind == "prelu":
-        return _prelu_vjp(entry)
+        return _prelu_vjp(entry, bound)
 
     def d(x: Any, /, **params: Any) -> Any:
+        params = {**bound, **params} if bound else params
         unknown = set(params) - {n for n, _ in entry.params}
         if unknown:
             raise TypeError(f"{entry.qualname}: unexpected hyper-parameter(s) {sorted(unknown)}")
@@ -72,8 +94,8 @@ def derivative(fn: Callable[..., Any], order: int = 1) -> Callable[..., Any]:
     return d
 
 
-def _glu_vjp(entry: Entry) -> Callable[..., Any]:
-    def vjp(x: Any, g: Any, /, *, axis: int = -1) -> Any:
+def _glu_vjp(entry: Entry, default_axis: Any) -> Callable[..., Any]:
+    def vjp(x: Any, g: Any, /, *, axis: Any = default_axis) -> Any:
         be, x = prepare(entry, x)
         ax = check_axis(entry.qualname, axis, len(x.shape))
         if x.shape[ax] % 2:
@@ -87,7 +109,7 @@ def _glu_vjp(entry: Entry) -> Callable[..., Any]:
     return vjp
 
 
-def _prelu_vjp(entry: Entry) -> Callable[..., Any]:
+def _prelu_vjp(entry: Entry, bound: dict[str, Any]) -> Callable[..., Any]:
     def vjp(x: Any, alpha: Any, g: Any, /) -> Any:
         # a sum in half precision may overflow to inf, which is its value: no NumPy warning
         with np.errstate(over="ignore", invalid="ignore"):
@@ -113,6 +135,13 @@ def _prelu_vjp(entry: Entry) -> Callable[..., Any]:
             ga = xp.sum(ga, axis=axes, keepdims=True)
         return g * dx, ga
 
+    if "alpha" in bound:  # A.get("prelu", alpha=...): the vjp of x and g
+        alpha = bound["alpha"]
+
+        def vjp_bound(x: Any, g: Any, /) -> Any:
+            return vjp(x, alpha, g)
+
+        return vjp_bound
     return vjp
 
 

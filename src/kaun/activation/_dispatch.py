@@ -63,6 +63,8 @@ def prepare(entry: Entry, x: Any) -> tuple[Any, Any]:
     if be.converts:
         x = be.convert(entry, x)
     check_dtype(entry.qualname, dtype_name(x.dtype), entry.ints)
+    if be.check is not None:  # (torch: a sparse or nested tensor, before its shape is read)
+        be.check(entry.qualname, x)
     return be, x
 
 
@@ -136,8 +138,8 @@ def _prelu(entry: Entry, x: Any, alpha: Any) -> Any:
     try:
         key = (type(x), type(alpha), x.dtype, alpha.dtype, x.shape, alpha.shape)
         be = _PRELU_OK.get(key)
-    except (AttributeError, TypeError):  # a number alpha, or an unhashable shape
-        key = None
+    except (AttributeError, TypeError, RuntimeError):  # a number alpha, an unhashable shape
+        key = None  # (RuntimeError: a nested torch tensor has no shape)
     if be is not None:
         return be.prelu(entry, x, alpha)
     be, x = prepare(entry, x)
@@ -152,7 +154,9 @@ def _prelu(entry: Entry, x: Any, alpha: Any) -> Any:
             f"{entry.qualname}: alpha must be a Python number or an array of the same library as "
             f"x ({be.name}), got {type(alpha).__module__}.{type(alpha).__name__}"
         )
-    if alpha.dtype != x.dtype:
+    if be.check is not None:
+        be.check(entry.qualname, alpha, "alpha")
+    if dtype_name(alpha.dtype) != dtype_name(x.dtype):  # (by name: a byte order does not count)
         raise TypeError(
             f"{entry.qualname}: alpha must have x's dtype {dtype_name(x.dtype)}, got "
             f"{dtype_name(alpha.dtype)}; cast it first"
@@ -181,7 +185,7 @@ def _glu(entry: Entry, x: Any, axis: Any) -> Any:
         try:
             key = (type(x), x.dtype, x.shape, axis)
             hit = _GLU_OK.get(key)
-        except (AttributeError, TypeError):  # not an array, or an unhashable shape
+        except (AttributeError, TypeError, RuntimeError):  # not an array, an unhashable shape
             key = hit = None
         if hit is not None:
             return hit[0].glu(entry, x, hit[1])
