@@ -50,9 +50,9 @@ class BuildPy(build_py):
         levels = _levels()
         if not levels or self.editable_mode:
             return
+        import kaun.activation  # noqa: F401  (fills ALL)
         from kaun import _kernels as K
         from kaun._core import ALL
-        import kaun.activation  # noqa: F401  (fills ALL)
 
         into = Path(self.build_lib) / "kaun" / "_kernels" / "prebuilt"
         n = K.build_all(list(ALL.values()), levels=levels, into=into,

@@ -207,8 +207,9 @@ def main() -> None:
     ]
     for name, env, res, same in rows:
         envs = " ".join(f"{k}={v}" for k, v in env.items())
+        bits = "yes" if same else "no (the formulas: within the bounds)"
         lines.append(f"| {name} | `{envs}` | {res['info']['path']} | {res['gelu_2_22_s'] * 1e3:.2f} ms | "
-                     f"{res['gelu_2_22_s'] / repo:.2f}x | {'yes' if same else 'no (the formulas: within the bounds)'} |")
+                     f"{res['gelu_2_22_s'] / repo:.2f}x | {bits} |")
     lines += ["", "What `kaun-activation cache` said in each case:", ""]
     for name, _, res, _ in rows:
         lines += [f"{name}:", "", "```", res["cache_text"], "```", ""]

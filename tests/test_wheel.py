@@ -9,7 +9,6 @@ level and times the cases (benchmarks/wheel_check.py, docs/install.md)."""
 from __future__ import annotations
 
 import tarfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
