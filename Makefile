@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint accuracy speed onnx compilers docs clean
+.PHONY: demo test lint accuracy speed onnx compilers docs wheel wheel-check clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ test: $(STAMP)
 	$(MAKE) lint
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks examples tools docs/build.py
+	$(VENV)/bin/ruff check src tests benchmarks examples tools docs/build.py setup.py
 	$(VENV)/bin/mypy
 
 docs: $(STAMP)
@@ -45,5 +45,13 @@ compilers: $(STAMP)
 	$(PY) -m pip install -q numba
 	$(PY) benchmarks/compilers.py
 
+# the sdist and a wheel that carries prebuilt kernels for every x86-64 level (or aarch64's), in dist/
+wheel: $(STAMP)
+	KAUN_PREBUILT=all $(PY) -m build --no-isolation --outdir dist .
+
+# that wheel installed into a fresh venv: prebuilt, compiled and formula paths timed (docs/install.md)
+wheel-check: $(STAMP)
+	$(PY) benchmarks/wheel_check.py
+
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

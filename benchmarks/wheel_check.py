@@ -2,9 +2,11 @@
 the sdist), the wheel installed (not editable) into a fresh virtual environment outside the
 repository, and three cases run there, each in a fresh process with an empty cache:
 
-* **prebuilt**: ``KAUN_CC`` names a program that fails (no compiler), the wheel's own libraries;
-* **compiled**: a level the wheel does not carry (``KAUN_ISA``), compiled on first use;
-* **formulas**: that level and no compiler: array operations.
+* **prebuilt**: the wheel built with ``KAUN_PREBUILT``, ``KAUN_CC`` naming a program that fails
+  (no compiler): the wheel's own libraries;
+* **compiled**: the pure wheel (built without ``KAUN_PREBUILT``, as pip builds one from the sdist
+  on a platform without a prebuilt wheel), compiled on first use;
+* **formulas**: the pure wheel and no compiler: array operations.
 
 Each case reports what ``kaun-activation cache`` says, checks that gelu (and its derivative) of a
 float32 and a float64 grid give the repository's bits (the formulas: within the bound), and
@@ -152,12 +154,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_:
         tmp = Path(tmp_)
         sdist, wheel = build(tmp / "dist", args.levels)
-        py = venv(tmp / "venv", wheel)
-        carried = [lv for lv in listing(wheel) if lv.startswith("kaun/_kernels/prebuilt/")]
-        levels = [n for n, _ in K.LEVELS.get(K.arch(), ())]
+        _, pure = build(tmp / "dist-pure", "")
+        pys = {"prebuilt": venv(tmp / "venv", wheel), "pure": venv(tmp / "venv-pure", pure)}
         here = K.detected_isa()
-        other = next((lv for lv in levels[levels.index(here) + 1:]
-                      if f"kaun/_kernels/prebuilt/{lv}" not in carried), None) if here in levels else None
         data = tmp / "data"
         data.mkdir()
         sys.path.insert(0, str(ROOT / "tests"))
@@ -170,19 +169,18 @@ def main() -> None:
             x = grid(dt)
             np.save(data / f"x-{dt}.npy", x)
             ref[dt] = np.stack([A.gelu(x), A.derivative(A.gelu)(x)])
-        cases = {"prebuilt": {"KAUN_CC": "false"}}
-        if other:
-            cases["compiled"] = {"KAUN_ISA": other}
-            cases["formulas"] = {"KAUN_ISA": other, "KAUN_CC": "false"}
+        cases = {"prebuilt": ("prebuilt", {"KAUN_CC": "false"}), "compiled": ("pure", {}),
+                 "formulas": ("pure", {"KAUN_CC": "false"})}
         repo = repository_times(args.reps)
         rows = []
-        for name, env in cases.items():
-            res = run_case(py, name, data, tmp / f"cache-{name}", args.reps, **env)
+        for name, (which, env) in cases.items():
+            res = run_case(pys[which], name, data, tmp / f"cache-{name}", args.reps, **env)
             same = all(np.array_equal(np.load(data / f"{name}-{dt}.npy"), ref[dt], equal_nan=True)
                        for dt in ref)
-            rows.append((name, env, res, same))
+            rows.append((name, {"wheel": (wheel if which == "prebuilt" else pure).name, **env}, res, same))
         sym = symbols(wheel, tmp / "x")
         sizes = {"sdist": sdist.stat().st_size, "wheel": wheel.stat().st_size}
+        files = listing(wheel)
     lines = [
         "# kaun as installed from its wheel",
         "",
@@ -197,18 +195,18 @@ def main() -> None:
         "",
         "| folder in the wheel | files |",
         "|---|---:|",
-        *[f"| `{k}` | {v} |" for k, v in listing(wheel).items()],
+        *[f"| `{k}` | {v} |" for k, v in files.items()],
         "",
         f"gelu, 2^22 float32 NumPy elements, median of {args.reps}: the repository's kernel "
         f"{repo * 1e3:.2f} ms.",
         "",
-        "| case | environment | path (`kaun-activation cache`) | gelu 2^22 | / repository | bits of the repository's |",
+        "| case | wheel, environment | path (`cache` says) | gelu 2^22 | / repository | the repository's bits |",
         "|---|---|---|---:|---:|---|",
     ]
     for name, env, res, same in rows:
-        envs = " ".join(f"{k}={v}" for k, v in env.items())
+        envs = ", ".join(f"{k}={v}" if k != "wheel" else v for k, v in env.items())
         bits = "yes" if same else "no (the formulas: within the bounds)"
-        lines.append(f"| {name} | `{envs}` | {res['info']['path']} | {res['gelu_2_22_s'] * 1e3:.2f} ms | "
+        lines.append(f"| {name} | {envs} | {res['info']['path']} | {res['gelu_2_22_s'] * 1e3:.2f} ms | "
                      f"{res['gelu_2_22_s'] / repo:.2f}x | {bits} |")
     lines += ["", "What `kaun-activation cache` said in each case:", ""]
     for name, _, res, _ in rows:

@@ -170,7 +170,7 @@ def test_failing_compiler_under_warnings_as_errors(tmp_path: Path) -> None:
         A.gelu(x)
         print("no warning")
     except RuntimeWarning as e:
-        print("first:", str(e)[:48])
+        print("first:", e)
     t = time.perf_counter()
     for _ in range(20):
         y = A.gelu(x)
@@ -178,8 +178,9 @@ def test_failing_compiler_under_warnings_as_errors(tmp_path: Path) -> None:
     """
     r = py(code, tmp_path, KAUN_CC="false", PYTHONWARNINGS="error::RuntimeWarning")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines() == ["first: kaun: compiled kernels unavailable for gelu (no ",
-                                     "then 0.841345 True"], r.stdout
+    first, then = r.stdout.splitlines()
+    assert first.startswith("first: kaun: compiled kernels unavailable for gelu (the C compiler"), first
+    assert then == "then 0.841345 True", r.stdout
 
 
 def test_a_misspelt_kaun_cc_says_so(tmp_path: Path) -> None:

@@ -277,7 +277,9 @@ def _compile(cc: str, src: str, out: Path, args: tuple[str, ...]) -> None:
     cmd = [cc, *FLAGS, *args, f"-I{HERE}", "-o", str(out), str(c), "-lm"]  # (fma below x86-64-v3)
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{r.stderr[-4000:]}")
+        last = r.stderr.strip().splitlines()[-1:] or [""]
+        raise RuntimeError(f"the C compiler {cc} failed (exit {r.returncode}){': ' if last[0] else ''}"
+                           f"{last[0][:200]}\n{' '.join(cmd)}\n{r.stderr[-4000:]}")
 
 
 def _build(stem: str, src: str, defines: tuple[str, ...] = (), level: str | None = None,
