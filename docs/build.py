@@ -407,6 +407,7 @@ floating dtype.
 - [Conventions](conventions.md): signatures, dtypes, errors, numerics, derivatives at kinks
 - [Accuracy](accuracy.md): the measured worst errors, in ULPs, against mpmath
 - [Speed](speed.md): timings against torch and jax
+- [Install](install.md): the wheel, its prebuilt kernels, and what serves with and without a compiler
 
 ## All functions
 

@@ -92,7 +92,7 @@ def test_accuracy_links_resolve() -> None:
 
 def test_index_links_every_page() -> None:
     index = (DOCS / "index.md").read_text()
-    for page in [*PAGES[:-2], "frameworks.md", "accuracy.md", "speed.md", "onnx.md"]:
+    for page in [*PAGES[:-2], "frameworks.md", "accuracy.md", "speed.md", "onnx.md", "install.md"]:
         assert f"({page})" in index, page
     for name in A.names():
         assert f"| `{name}` |" in index
