@@ -220,6 +220,15 @@ class TraceOps:
         g = self.graph
         return g.node("prod_err", (g._operand(a), g._operand(b)), "f")
 
+    def fma(self, a: Arg, b: Arg, c: Arg) -> Sym:
+        """a * b + c rounded once (C: an fma; the Python lowering: a * b + c, as the array
+        libraries round it)."""
+        g = self.graph
+        args = (g._operand(a), g._operand(b), g._operand(c))
+        if not any(isinstance(v, Sym) and v.kind == "f" for v in args):
+            raise TypeError("o.fma of scalars in a formula: compute it in the entry's prep")
+        return g.node("fma", args, "f")
+
     def where(self, c: Arg, a: Arg, b: Arg) -> Sym:
         g = self.graph
         if not (isinstance(c, Sym) and c.kind == "b"):
@@ -305,7 +314,7 @@ def python_source(g: Graph, name: str = "f") -> str:
     order, every constant a literal of the code (a tracer such as torch.compile's sees constants,
     where module-level floats under ``dynamic=True`` become symbolic inputs), shared
     subexpressions computed once; ``clip`` where a max feeds only a min; ``prod_err`` by
-    Dekker's product written out. p holds the run-time scalars, in order."""
+    Dekker's product written out; ``fma`` as a product and a sum. p holds the run-time scalars, in order."""
     live = g.live()
     uses: dict[int, int] = {}
     for s in live:
@@ -336,6 +345,8 @@ def python_source(g: Graph, name: str = "f") -> str:
             e = f"o.mask({ref(a[0])}, {like})"
         elif op == "where":
             e = f"o.where({ref(a[0])}, {ref(a[1])}, {ref(a[2])})"
+        elif op == "fma":
+            e = f"{ref(a[0])} * {ref(a[1])} + {ref(a[2])}"
         elif op == "max":
             if uses.get(i) == 1 and any(t.op == "min" and t.args[0] is s for t in live):
                 fused.add(i)

@@ -7,9 +7,8 @@ fused); ``deriv2``/``vjp2`` and ``deriv3``/``vjp3`` the same for the second and 
 derivatives. Half precision (float16, bfloat16) is read into float32, computed there and rounded once
 on the way out; float32 and float64 compute in their own precision. Constants and run-time
 scalars are rounded to the working dtype where they meet an array, as NumPy, torch and JAX round
-a Python float. The C is compiled with ``-ffp-contract=fast`` (products and sums may fuse into
-fmas); the one error term that needs a product rounded as written, ``prod_err``, is itself an fma,
-exact whatever the compiler contracts around it.
+a Python float. The C is compiled with ``-ffp-contract=off``: a product and a sum fuse only where
+the graph says so (``fma``, ``prod_err``), so that the bits are IEEE's on every machine.
 """
 
 from __future__ import annotations
@@ -75,10 +74,10 @@ def _store(io: str, e: str) -> str:
 _FN = {
     "float": {"exp": "k_expf", "expm1": "k_expm1f", "log1p": "k_log1pf", "tanh": "k_tanhf",
               "sqrt": "__builtin_sqrtf", "abs": "kf_abs", "max": "kf_max", "min": "kf_min",
-              "sel": "kf_sel", "prod_err": "kf_prod_err"},
+              "sel": "kf_sel", "prod_err": "kf_prod_err", "fma": "__builtin_fmaf"},
     "double": {"exp": "k_exp", "expm1": "k_expm1", "log1p": "k_log1p", "tanh": "k_tanh",
                "sqrt": "__builtin_sqrt", "abs": "kd_abs", "max": "kd_max", "min": "kd_min",
-               "sel": "kd_sel", "prod_err": "kd_prod_err"},
+               "sel": "kd_sel", "prod_err": "kd_prod_err", "fma": "__builtin_fma"},
 }
 
 
@@ -148,6 +147,8 @@ def kernel(spec: Spec) -> str:
                 e = f"{_FN[w]['sel']}({name[args[0].index]}, {arr(args[1])}, {arr(args[2])})"
             elif op in ("max", "min", "prod_err"):
                 e = f"{_FN[w][op]}({arr(args[0])}, {arr(args[1])})"
+            elif op == "fma":
+                e = f"{_FN[w][op]}({arr(args[0])}, {arr(args[1])}, {arr(args[2])})"
             else:
                 e = f"{_FN[w][op]}({arr(args[0])})"
             body.append(f"const {w} v{i} = {e};")

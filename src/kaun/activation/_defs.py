@@ -605,14 +605,6 @@ _G32_SHIFT = 63.76954650878906  # 92 ln 2 rounded to float32; the rest:
 _G32_SHIFT_LO = 92 * math.log(2) - _G32_SHIFT
 
 
-def _poly(o: Any, t: Array, c: tuple[float, ...]) -> Array:
-    """c[0] + c[1] t + c[2] t^2 + ..., by Horner's rule."""
-    y = c[-1] * t + c[-2]
-    for v in c[-3::-1]:
-        y = y * t + v
-    return y
-
-
 def _gelu32_parts(o: Any, x: Array) -> tuple[Array, Array]:
     """(t, e): t = min(|x|, 14.6), e = exp(-t^2/2) with the rounding of t^2 carried."""
     t = o.clip(o.abs(x), None, 14.6)
@@ -635,9 +627,9 @@ def _gelu32_parts_scaled(o: Any, x: Array) -> tuple[Array, Array, Array]:
 def _gelu(o: Any, x: Array) -> Array:
     if o.prec(x) == 32:
         t, e = _gelu32_parts(o, x)
-        q = _poly(o, t, _G32_Q)
+        q = sp.horner(o, t, _G32_Q[::-1])
         u = t * q
-        a = (u / (_poly(o, t, _G32_P) + _G32_S * u)) * e  # t R(t) exp(-t^2/2) = t Phi(-t)
+        a = (u / (sp.horner(o, t, _G32_P[::-1]) + _G32_S * u)) * e  # t R(t) exp(-t^2/2) = t Phi(-t)
         return o.where(x >= 0.0, x - a, -a)
     _, e, _, sc = _gelu_parts(o, x)
     # x below -40 is clipped too: gelu is -0 there, and the scaled e must not meet a huge x
@@ -648,8 +640,8 @@ def _d_gelu(o: Any, x: Array) -> Array:
     if o.prec(x) == 32:
         # Phi(x) + x phi(x): 1 - Phi(-t) + t phi(t) for x >= 0, Phi(-t) - t phi(t) for x < 0
         t, e, sc = _gelu32_parts_scaled(o, x)
-        q = _poly(o, t, _G32_Q)
-        r = q / (_poly(o, t, _G32_P) + (_G32_S * t) * q)
+        q = sp.horner(o, t, _G32_Q[::-1])
+        r = q / (sp.horner(o, t, _G32_P[::-1]) + (_G32_S * t) * q)
         b = (e * (t * _INV_SQRT_2PI - r)) * sc
         return o.where(x >= 0.0, 1.0 + b, -b)
     xc, e, g, sc = _gelu_parts(o, x)
