@@ -171,7 +171,9 @@ def isa() -> str:
 
 
 def _march(level: str) -> tuple[str, ...]:
-    return () if level == "native" else (f"-march={level}", "-mtune=generic")
+    if level == "native":
+        return ()
+    return (f"-march={level}", "-mtune=generic") if level.startswith("x86-64") else (f"-march={level}",)
 
 
 def cache_dir() -> Path:
