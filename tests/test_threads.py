@@ -87,6 +87,13 @@ def test_each_rule_in_a_fresh_process(rule: str) -> None:
     assert got["warnings"] == [], got
 
 
+def test_the_cli_says_the_count_and_why() -> None:
+    r = subprocess.run([sys.executable, "-m", "kaun.cli", "cache"], capture_output=True, text=True,
+                       check=False, env=_env(OMP_NUM_THREADS="1"))
+    assert r.returncode == 0, r.stderr
+    assert "threads:  1 (OMP_NUM_THREADS=1) for a NumPy or Dask call" in r.stdout, r.stdout
+
+
 @pytest.mark.parametrize("name,value", [("KAUN_NUM_THREADS", "banana"), ("KAUN_NUM_THREADS", "0"),
                                         ("KAUN_NUM_THREADS", "-2"), ("OMP_NUM_THREADS", "many")])
 def test_a_bad_value_warns_and_is_ignored(name: str, value: str) -> None:

@@ -374,6 +374,7 @@ def cache_text(clear: bool) -> str:
     return "\n".join([
         f"cache:    {i['dir']} ({i['libraries']} kernel libraries, {i['bytes'] / 2**20:.1f} MiB)",
         f"compiler: {i['compiler'] or '-'}",
+        f"threads:  {K.describe_threads()} for a NumPy or Dask call (torch: its own count)",
         state,
         "set KAUN_CACHE_DIR to move it; `kaun-activation cache --clear` deletes it",
     ])
