@@ -385,6 +385,7 @@ def cache_text(clear: bool) -> str:
     refused = f" (refused: {i['refused']})" if i["refused"] else ""
     return "\n".join([
         *lines,
+        f"threads:  {K.describe_threads()} for a NumPy or Dask call (torch: its own count)",
         f"level:    {st['isa']} (this CPU: {st['detected_isa']}; KAUN_ISA sets another)",
         f"prebuilt: {st['prebuilt'] or 'none for this machine in this installation'}",
         f"compiler: {st['compiler'] or '-'}",

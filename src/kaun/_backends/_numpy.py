@@ -77,6 +77,12 @@ def _ptr(a: np.ndarray) -> int:
     return a.__array_interface__["data"][0]  # type: ignore[no-any-return]
 
 
+def _threads(n: int) -> int:
+    """The threads for n elements: asked of kaun._kernels.threads only where more than one can
+    run (runtime.c: a thread per GRAIN elements)."""
+    return K.threads() if n >= 2 * K.GRAIN else 1
+
+
 def run(fn: int, c: K.Compiled, x: Any, g: Any = None) -> np.ndarray:
     """Kernel fn over every element of x (and of the cotangent g, of x's shape and dtype), into
     a new array of x's shape, dtype and memory order."""
@@ -87,7 +93,7 @@ def run(fn: int, c: K.Compiled, x: Any, g: Any = None) -> np.ndarray:
         gb = np.broadcast_to(np.asarray(g).astype(a.dtype, copy=False), a.shape)
         gb = np.ascontiguousarray(gb) if a.flags.c_contiguous else np.asfortranarray(gb)
         gp = _ptr(gb)
-    K.runtime().kaun_run_flat(fn, _ptr(a), gp, _ptr(y), a.size, c.p, c.np, K.threads())
+    K.runtime().kaun_run_flat(fn, _ptr(a), gp, _ptr(y), a.size, c.p, c.np, _threads(a.size))
     return y
 
 
@@ -173,7 +179,7 @@ def glu_pair(entry: Entry, a: Any, b: Any) -> Any:
     b = b.astype(a.dtype, copy=False)
     y = np.empty_like(a, subok=False)
     K.runtime().kaun_run_rows(c.value, _ptr(a), _ptr(b), None, _ptr(y), None, 1, a.size, 0, 0, 0,
-                              c.p, c.np, K.threads())
+                              c.p, c.np, _threads(a.size))
     return y
 
 
@@ -186,7 +192,7 @@ def glu_run(c: K.Compiled, x: np.ndarray, ax: int) -> np.ndarray:
     out = np.empty(shape[:ax] + (shape[ax] // 2,) + shape[ax + 1:], dtype=x.dtype)
     if out.size:
         K.runtime().kaun_run_rows(c.value, _ptr(x), _ptr(x) + length * x.itemsize, None, _ptr(out),
-                                  None, rows, length, 2 * length, 0, length, c.p, c.np, K.threads())
+                                  None, rows, length, 2 * length, 0, length, c.p, c.np, _threads(out.size))
     return out
 
 

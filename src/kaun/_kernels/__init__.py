@@ -59,6 +59,7 @@ from typing import Any
 from .. import _ir
 from .._core import Entry
 from . import codegen
+from . import threads as _threads
 
 HERE = Path(__file__).resolve().parent
 PREBUILT = HERE / "prebuilt"
@@ -555,35 +556,17 @@ def _forked() -> None:
     _lock = threading.RLock()
     # GNU libgomp's threads do not survive fork(): a child that enters a parallel region hangs.
     # (torch's DataLoader sets one thread in its workers for the same reason.)
-    _state["threads"] = 1
+    _threads.after_fork()
     _state["forked"] = True
 
 
 os.register_at_fork(after_in_child=_forked)
 
 
-def torch_threads(n: int) -> int:
-    """The threads for a torch tensor: torch's count (its pool is the one kaun's kernels run on),
-    one in a forked child."""
-    return 1 if "forked" in _state else n
-
-
-def threads() -> int:
-    """Threads for a NumPy or Dask call: ``$KAUN_NUM_THREADS``, else the CPUs this process may
-    run on (torch tensors: ``torch.get_num_threads()``); one in a process forked from one that
-    imported kaun's kernels."""
-    n = _state.get("threads")
-    if n is None:
-        env = os.environ.get("KAUN_NUM_THREADS")
-        if env:
-            n = max(1, int(env))
-        else:
-            try:
-                n = len(os.sched_getaffinity(0))
-            except (AttributeError, OSError):
-                n = os.cpu_count() or 1
-        _state["threads"] = n
-    return int(n)
+# how many threads a kernel call runs on, and why: see threads.py
+torch_threads = _threads.torch_threads
+threads = _threads.threads
+describe_threads = _threads.describe
 
 
 def _work(entries: list[Entry], dtypes: tuple[str, ...]) -> list[tuple[str, str]]:
