@@ -155,6 +155,13 @@ class NumpyBackend(Backend):
         with np.errstate(all="ignore"):
             return super().glu_deriv(entry, x, ax)
 
+    def gated(self, entry: Entry, a: Any, b: Any) -> Any:
+        """The two-operand row kernel over the two arrays (the same bits as the split form)."""
+        y = glu_pair(entry, np.asarray(a), np.asarray(b))
+        if isinstance(a, np.generic) and isinstance(b, np.generic):
+            return y[()]
+        return y
+
     def prelu_deriv(self, entry: Entry, x: Any, alpha: Any) -> tuple[Any, Any]:
         with np.errstate(all="ignore"):
             return super().prelu_deriv(entry, x, alpha)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from array_api_compat import array_namespace
 
-from .._core import ENTRIES, Entry
+from .._core import ENTRIES, EXTRAS, Entry
 from ._defs import PRELU_SCALAR
 from ._dispatch import backend_of, check_float32_range, prepare
 from ._params import axis as check_axis
@@ -25,7 +25,7 @@ def _entry_of(fn: Any) -> tuple[Entry, dict[str, Any]]:
     if isinstance(fn, functools.partial) and not fn.args:
         inner, bound = fn.func, dict(fn.keywords)
     entry: Entry | None = getattr(inner, "_kaun_entry", None)
-    if entry is None or ENTRIES.get(entry.name) is not entry:
+    if entry is None or (ENTRIES.get(entry.name) or EXTRAS.get(entry.name)) is not entry:
         raise TypeError(
             "kaun.activation.derivative: fn must be one of kaun.activation's functions (or "
             f"A.get(name, **hyper-parameters)), got {fn!r}"
@@ -50,7 +50,8 @@ def derivative(fn: Callable[..., Any], order: int = 1) -> Callable[..., Any]:
     - ``derivative(prelu)(x, alpha, g)`` is the vector-Jacobian product ``(dL/dx, dL/dalpha)`` for
       the cotangent ``g`` (dL/dalpha summed over alpha's broadcast axes; a float for a number alpha).
     - ``derivative(glu)(x, g, axis=-1)`` is the vector-Jacobian product ``dL/dx`` for the
-      cotangent ``g`` (shape of ``glu(x)``).
+      cotangent ``g`` (shape of ``glu(x)``); the same for the gated family (swiglu, geglu,
+      geglu_approx, reglu) in their split form.
 
     ``fn`` may be a function configured by ``A.get(name, **params)``: its hyper-parameters
     (prelu's alpha, glu's axis) are the defaults of the derivative, as if passed to each call
