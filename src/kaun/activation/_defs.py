@@ -1370,7 +1370,7 @@ def geglu_approx(x: ArrayT | None = None, /, *, axis: int = -1, gate: ArrayT | N
 
     Example:
         >>> A.geglu_approx(np.array([1.0, 2.0, -1.0, 1.0]))
-        array([-0.15880801,  1.68238397])
+        array([-0.15880801,  1.68238398])
     """
     return apply_gated(_GEGLU_APPROX, x, axis, gate, up)
 
@@ -1385,7 +1385,7 @@ def reglu(x: ArrayT | None = None, /, *, axis: int = -1, gate: ArrayT | None = N
 
     Example:
         >>> A.reglu(np.array([1.0, 2.0, -1.0, 1.0]))
-        array([-0.,  2.])
+        array([0., 2.])
     """
     return apply_gated(_REGLU, x, axis, gate, up)
 
