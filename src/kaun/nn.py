@@ -64,6 +64,12 @@ __all__ = [
     "GLU",
     "SparsePlus",
     "SparseSigmoid",
+    "SwiGLU",
+    "GeGLU",
+    "GeGLUApprox",
+    "ReGLU",
+    "ReLUSquared",
+    "QuickGELU",
     "MODULES",
 ]
 
@@ -436,6 +442,90 @@ class GLU(torch.nn.Module):
         return f"axis={self.axis}"
 
 
+class _Gated(torch.nn.Module):
+    """A function of the gated family (beyond the spec): ``forward(x)`` splits ``x`` along
+    ``axis``, ``first * act(second)`` (as ``GLU``); ``forward(gate=g, up=u)`` is ``u * act(g)``
+    for two projections (Hugging Face LLaMA's ``act(gate_proj(x)) * up_proj(x)``)."""
+
+    name: ClassVar[str]
+    axis: int
+
+    def __init__(self, axis: int = -1, *, dim: int | None = None) -> None:
+        super().__init__()
+        cls = type(self).__name__
+        if dim is not None:
+            if axis != -1:
+                raise TypeError(f"kaun.nn.{cls}: give axis or dim (torch's name for it), not both")
+            axis = dim
+        if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+            raise TypeError(
+                f"kaun.activation.{self.name}: axis must be an int, got {type(axis).__name__}"
+            )
+        self.axis = int(axis)
+        self._fn: Callable[..., Any] = getattr(A, self.name)
+
+    @property
+    def dim(self) -> int:
+        """torch's name for ``axis``."""
+        return self.axis
+
+    def forward(self, x: torch.Tensor | None = None, *, gate: torch.Tensor | None = None,
+                up: torch.Tensor | None = None) -> torch.Tensor:
+        if x is None:
+            out: torch.Tensor = self._fn(gate=gate, up=up)
+        else:
+            out = self._fn(x, axis=self.axis, gate=gate, up=up)
+        return out
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}"
+
+
+class SwiGLU(_Gated):
+    """``kaun.activation.swiglu``: ``first * silu(second)`` of ``x``'s halves, or ``up * silu(gate)``."""
+
+    name = "swiglu"
+
+
+class GeGLU(_Gated):
+    """``kaun.activation.geglu``: ``first * gelu(second)`` (erf), or ``up * gelu(gate)``."""
+
+    name = "geglu"
+
+
+class GeGLUApprox(_Gated):
+    """``kaun.activation.geglu_approx``: ``first * gelu_approx(second)`` (tanh form), or
+    ``up * gelu_approx(gate)``."""
+
+    name = "geglu_approx"
+
+
+class ReGLU(_Gated):
+    """``kaun.activation.reglu``: ``first * relu(second)``, or ``up * relu(gate)``."""
+
+    name = "reglu"
+
+
+class ReLUSquared(torch.nn.Module):
+    """``kaun.activation.relu_squared``: ``max(x, 0)^2`` (Primer; Hugging Face's ``relu2``)."""
+
+    name: ClassVar[str] = "relu_squared"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = A.relu_squared(x)
+        return out
+
+
+class QuickGELU(torch.nn.Module):
+    """``kaun.activation.quick_gelu``: ``x * sigmoid(1.702 x)`` (CLIP)."""
+
+    name: ClassVar[str] = "quick_gelu"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = A.quick_gelu(x)
+        return out
+
+
 # ---- Sparse activations ------------------------------------------------------------------------
 
 
@@ -483,5 +573,12 @@ MODULES: dict[str, type[torch.nn.Module]] = {
     "glu": GLU,
     "sparse_plus": SparsePlus,
     "sparse_sigmoid": SparseSigmoid,
+    # beyond the spec
+    "swiglu": SwiGLU,
+    "geglu": GeGLU,
+    "geglu_approx": GeGLUApprox,
+    "reglu": ReGLU,
+    "relu_squared": ReLUSquared,
+    "quick_gelu": QuickGELU,
 }
-"""The module class of each function name of ``kaun.activation.names()``."""
+"""The module class of each function name of ``kaun.activation.names(extras=True)``."""

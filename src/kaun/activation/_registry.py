@@ -51,6 +51,8 @@ ALIASES = {
     "gelu_glu": "geglu",
     "geglu_tanh": "geglu_approx",
     "relu_glu": "reglu",
+    "gegluapprox": "geglu_approx",  # kaun.nn's class names, lower-cased
+    "relusquared": "relu_squared",
 }
 _PUBLIC = {"swish": swish, "hard_swish": hard_swish}
 
