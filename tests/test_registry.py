@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import kaun.activation as A
-from kaun.activation._defs import ENTRIES, EXTRAS as EXTRA_ENTRIES
+from kaun.activation._defs import ENTRIES
+from kaun.activation._defs import EXTRAS as EXTRA_ENTRIES
 from kaun.activation._registry import ALIASES
 
 SPEC_ORDER = [

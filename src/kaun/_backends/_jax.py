@@ -13,8 +13,8 @@ computes (0: the value), and the hyper-parameters ``p``. Its rules:
 * ``jax.experimental.jet`` (Taylor mode): Faa di Bruno's formula over the same derivatives (JAX's
   jet cannot see through a ``custom_jvp``: it fails on ``jax.nn.softplus`` too).
 
-glu and the gated family (swiglu, geglu, ...) are each a primitive of the two halves (its JVP the derivative formula, its Taylor series jet's own
-of the value formula); prelu a jitted ``where``.
+glu and the gated family (swiglu, geglu, ...) are each a primitive of the two halves (its JVP the
+derivative formula, its Taylor series jet's own of the value formula); prelu a jitted ``where``.
 """
 
 from __future__ import annotations

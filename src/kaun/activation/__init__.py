@@ -12,9 +12,9 @@ from typing import Any as _Any
 from ._defs import (
     celu,
     elu,
-    gelu,
     geglu,
     geglu_approx,
+    gelu,
     gelu_approx,
     glu,
     hard_sigmoid,
