@@ -1311,18 +1311,16 @@ _GEGLU_APPROX = _gated_entry("geglu_approx", "gelu_approx", _geglu_approx, _d_ge
 _REGLU = _gated_entry("reglu", "relu", _reglu, _d_reglu)
 
 _GATED_FORMS = """
-    Two call forms, the same bits:
+    Two call forms, the same bits. ``{name}(x, axis=-1)`` splits ``x`` in two equal halves along
+    ``axis``: ``first * {act}(second)``, the half order of ``glu`` and ``torch.nn.functional.glu``.
+    ``{name}(gate=g, up=u)`` takes two arrays of one shape, dtype and device: ``u * {act}(g)``, by
+    name only, so that gate and value cannot be swapped. Hugging Face LLaMA's
+    ``act(gate_proj(x)) * up_proj(x)`` is ``{name}(gate=gate_proj(x), up=up_proj(x))``;
+    Megatron-LM's ``{act}(x[0]) * x[1]`` of ``torch.chunk(x, 2, -1)`` is
+    ``{name}(gate=x[0], up=x[1])``.
 
-    - ``{name}(x, axis=-1)``: ``x`` split in two equal halves along ``axis``,
-      ``first * {act}(second)`` (the half order of ``glu`` and ``torch.nn.functional.glu``);
-    - ``{name}(gate=g, up=u)``: two arrays of one shape, dtype and device, ``u * {act}(g)``, by
-      name only, so that gate and value cannot be swapped (Hugging Face LLaMA's
-      ``act(gate_proj(x)) * up_proj(x)`` is ``{name}(gate=gate_proj(x), up=up_proj(x))``;
-      Megatron-LM's ``{act}(x[0]) * x[1]`` of ``torch.chunk(x, 2, -1)`` is
-      ``{name}(gate=x[0], up=x[1])``).
-
-    An odd size along ``axis``, an axis out of range, both forms at once, gate without up,
-    or gate and up of different shapes, dtypes, devices or libraries raise ``ValueError`` or
+    An odd size along ``axis``, an axis out of range, both forms at once, gate without up, or
+    gate and up of different shapes, dtypes, devices or libraries raise ``ValueError`` or
     ``TypeError`` naming the argument.
 """
 
