@@ -516,3 +516,53 @@ def test_elementwise_modules(cls: Any, name: str) -> None:
     x = torch.randn(4, 6)
     assert KN.MODULES[name] is cls and repr(cls()) == f"{cls.__name__}()"
     assert torch.equal(cls()(x), getattr(A, name)(x))
+
+
+# -- torch: the halves of one tensor read in place; the contexts -------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_torch_views_read_in_place_bitwise(dtype: torch.dtype) -> None:
+    """Megatron's chunk (two views along the last axis), transposed views, an expanded (stride 0)
+    up: the same bits as contiguous copies, values and both gradients."""
+    x = (torch.randn(3, 5, 74, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+         * 3).to(dtype)
+    gate, up = torch.chunk(x, 2, -1)
+    want = A.swiglu(gate=gate.contiguous(), up=up.contiguous())
+    assert torch.equal(A.swiglu(gate=gate, up=up), want)
+    assert torch.equal(A.swiglu(gate=gate, up=up.contiguous()), want)
+    assert torch.equal(A.swiglu(gate=gate.transpose(0, 1), up=up.transpose(0, 1)),
+                       want.transpose(0, 1))
+    row = up[0, 0].contiguous()
+    assert torch.equal(A.swiglu(gate=gate, up=row.expand(3, 5, 37)),
+                       A.swiglu(gate=gate.contiguous(), up=row.expand(3, 5, 37).contiguous()))
+    xs = x.clone().requires_grad_(True)
+    g2, u2 = torch.chunk(xs, 2, -1)
+    gc, uc = (t.detach().clone().requires_grad_(True) for t in (gate, up))
+    gy = torch.randn(want.shape, dtype=torch.float64).to(dtype)
+    (gx,) = torch.autograd.grad(A.swiglu(gate=g2, up=u2), (xs,), gy)
+    dg, du = torch.autograd.grad(A.swiglu(gate=gc, up=uc), (gc, uc), gy)
+    assert torch.equal(gx, torch.cat([dg, du], -1))
+
+
+# dynamo builds an autograd.Function of its own under a DeprecationWarning (torch 2.13)
+@pytest.mark.filterwarnings("ignore:.*should not be instantiated:DeprecationWarning")
+def test_contexts_two_array_form() -> None:
+    """torch.compile (fullgraph), torch.func.grad and vmap, forward-mode AD; jax.jit, vmap."""
+    gen = torch.Generator().manual_seed(2)
+    g, u = (torch.randn(4, 6, dtype=torch.float64, generator=gen) for _ in range(2))
+    want = F.silu(g) * u
+    f = torch.compile(lambda g, u: A.swiglu(gate=g, up=u), fullgraph=True)
+    torch.testing.assert_close(f(g, u), want)
+    torch.testing.assert_close(torch.func.vmap(lambda g, u: A.swiglu(gate=g, up=u))(g, u), want)
+    dg, du = torch.func.grad(lambda g, u: A.swiglu(gate=g, up=u).sum(), argnums=(0, 1))(g, u)
+    torch.testing.assert_close(du, F.silu(g))
+    import torch.autograd.forward_ad as fwad
+
+    with fwad.dual_level():
+        t = fwad.unpack_dual(A.swiglu(gate=fwad.make_dual(g, torch.ones_like(g)), up=u)).tangent
+    torch.testing.assert_close(t, dg)
+    gj, uj = jnp.asarray(g.numpy()), jnp.asarray(u.numpy())
+    for y in (jax.jit(lambda g, u: A.swiglu(gate=g, up=u))(gj, uj),
+              jax.vmap(lambda g, u: A.swiglu(gate=g, up=u))(gj, uj)):
+        np.testing.assert_allclose(np.asarray(y), want.numpy(), rtol=1e-14, atol=1e-15)

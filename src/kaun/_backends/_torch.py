@@ -467,25 +467,45 @@ def _glu_function(name: str) -> tuple[Any, Any]:
 # -- the gated family of two separate arrays (up, gate) ------------------------------------------
 
 
+def _row_stride(t: Any) -> int | None:
+    """The distance between rows of t seen as (rows, t.shape[-1]), each row contiguous (a
+    half of ``torch.chunk(x, 2, -1)``, say); None where t is not laid out so."""
+    if t.dim() < 2 or t.stride(-1) != 1:
+        return None
+    for i in range(t.dim() - 2):
+        if t.shape[i] > 1 and t.stride(i) != t.stride(i + 1) * t.shape[i + 1]:
+            return None
+    return int(t.stride(-2))
+
+
 def _pair_run(fn: int, c: K.Compiled, a: Any, b: Any, g: Any = None) -> Any:
-    """A glu-kind kernel fn over two tensors a and b of one shape (contiguous: copied where they
-    are not): the value, or with a cotangent g the two gradients (d/da, d/db), one pass."""
-    a = _resolved(a).contiguous()
-    b = _resolved(b).contiguous()
+    """A glu-kind kernel fn over two tensors a and b of one shape: the value, or with a
+    cotangent g the two gradients (d/da, d/db), one pass; new contiguous outputs. Contiguous
+    inputs are one run of elements; two halves of one tensor along its last axis (Megatron's
+    ``torch.chunk``) are read in place, row by row; anything else is made contiguous first."""
+    a, b = _resolved(a), _resolved(b)
     n = a.numel()
+    rows, length, stride = 1, n, 0
+    if not (a.is_contiguous() and b.is_contiguous()):
+        sa, sb = _row_stride(a), _row_stride(b)
+        if sa is not None and sa == sb and a.shape[-1] > 0:
+            rows, length, stride = n // a.shape[-1], a.shape[-1], sa
+        else:
+            a, b = a.contiguous(), b.contiguous()
     nt = K.torch_threads(torch.get_num_threads())
     run = K.runtime().kaun_run_rows
+    shape = a.shape
     if g is None:
-        out = torch.empty_like(a)
+        out = torch.empty(shape, dtype=a.dtype)
         if n:
-            run(fn, a.data_ptr(), b.data_ptr(), None, out.data_ptr(), None, 1, n, 0, 0, 0,
-                c.p, c.np, nt)
+            run(fn, a.data_ptr(), b.data_ptr(), None, out.data_ptr(), None, rows, length, stride,
+                length, length, c.p, c.np, nt)
         return out
     g = _resolved(g).to(a.dtype).contiguous()
-    da, db = torch.empty_like(a), torch.empty_like(b)
+    da, db = torch.empty(shape, dtype=a.dtype), torch.empty(shape, dtype=a.dtype)
     if n:
-        run(fn, a.data_ptr(), b.data_ptr(), g.data_ptr(), da.data_ptr(), db.data_ptr(), 1, n, 0, 0,
-            0, c.p, c.np, nt)
+        run(fn, a.data_ptr(), b.data_ptr(), g.data_ptr(), da.data_ptr(), db.data_ptr(), rows,
+            length, stride, length, length, c.p, c.np, nt)
     return da, db
 
 
