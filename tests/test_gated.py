@@ -437,6 +437,12 @@ def test_errors_name_the_function_and_the_argument(name: str) -> None:
         f(gate=torch.ones(3, device="meta"), up=torch.ones(3))
     with pytest.raises(TypeError):  # two positional arrays: nobody swaps gate and up
         f(x, x)  # type: ignore[misc]
+    t = torch.ones(2, 3)
+    f(gate=t, up=t)  # (a checked call first: the next ones hit the cache of checked shapes)
+    with pytest.raises(TypeError, match=rf"{q}: gate must be a dense tensor"):
+        f(gate=t.to_sparse(), up=t)
+    with pytest.raises(TypeError, match=rf"{q}: up must be a dense tensor"):
+        f(gate=t, up=t.to_sparse())
 
 
 def test_python_numbers_and_lists() -> None:

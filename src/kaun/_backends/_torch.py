@@ -494,15 +494,15 @@ def _pair_run(fn: int, c: K.Compiled, a: Any, b: Any, g: Any = None) -> Any:
             a, b = a.contiguous(), b.contiguous()
     nt = K.torch_threads(torch.get_num_threads())
     run = K.runtime().kaun_run_rows
-    shape = a.shape
+    cf = torch.contiguous_format  # (empty_like would keep a transposed view's strides)
     if g is None:
-        out = torch.empty(shape, dtype=a.dtype)
+        out = torch.empty_like(a, memory_format=cf)
         if n:
             run(fn, a.data_ptr(), b.data_ptr(), None, out.data_ptr(), None, rows, length, stride,
                 length, length, c.p, c.np, nt)
         return out
     g = _resolved(g).to(a.dtype).contiguous()
-    da, db = torch.empty(shape, dtype=a.dtype), torch.empty(shape, dtype=a.dtype)
+    da, db = torch.empty_like(a, memory_format=cf), torch.empty_like(a, memory_format=cf)
     if n:
         run(fn, a.data_ptr(), b.data_ptr(), g.data_ptr(), da.data_ptr(), db.data_ptr(), rows,
             length, stride, length, length, c.p, c.np, nt)
@@ -734,6 +734,8 @@ class TorchBackend(Backend):
         return _glu_value(entry, x, ax)
 
     def gated(self, entry: Entry, a: Any, b: Any) -> Any:
+        _dense(entry.qualname, a, "up")  # (after _dispatch's cache of checked shapes)
+        _dense(entry.qualname, b, "gate")
         if _function_path(a, b):
             return _apply(_PAIR[entry.key], a, b)
         return _pair_value(entry, a, b)

@@ -217,6 +217,15 @@ def apply_gated(entry: Entry, x: T | None, axis: Any, gate: T | None, up: T | No
         raise TypeError(f"{q}: {missing}= is missing (gate= and up= go together)")
     if type(axis) is not int or axis != -1:
         raise TypeError(f"{q}: axis is for the split form (x); with gate= and up= leave it out")
+    key: Any = None
+    try:  # the checks depend on nothing else (torch's dense layout: checked by its backend)
+        key = (type(up), type(gate), up.dtype, gate.dtype, up.shape, gate.shape,
+               getattr(up, "device", None), getattr(gate, "device", None))
+        hit = _PAIR_OK.get(key)
+    except (AttributeError, TypeError, RuntimeError):  # a number or list, an unhashable shape
+        key = hit = None
+    if hit is not None:
+        return cast(T, hit.gated(entry, up, gate))
     be, u = prepare(entry, up, "up")
     bg, g = prepare(entry, gate, "gate")
     if bg.name != be.name:  # (a Python number or list beside a NumPy array: both NumPy)
@@ -237,4 +246,10 @@ def apply_gated(entry: Entry, x: T | None, axis: Any, gate: T | None, up: T | No
     dg, du = getattr(g, "device", None), getattr(u, "device", None)
     if str(dg) != str(du):
         raise ValueError(f"{q}: gate and up must be on the same device, got {dg} (gate) and {du} (up)")
+    if key is not None and not be.converts and len(_PAIR_OK) < _FAST_MAX:
+        _PAIR_OK[key] = be
     return cast(T, be.gated(entry, u, g))
+
+
+# (types, dtypes, shapes and devices of up and gate) that passed the checks -> backend
+_PAIR_OK: dict[Any, Any] = {}
