@@ -572,3 +572,28 @@ def test_contexts_two_array_form() -> None:
     for y in (jax.jit(lambda g, u: A.swiglu(gate=g, up=u))(gj, uj),
               jax.vmap(lambda g, u: A.swiglu(gate=g, up=u))(gj, uj)):
         np.testing.assert_allclose(np.asarray(y), want.numpy(), rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax", "dask"])
+@pytest.mark.parametrize("name", GATED)
+def test_explicit_vjp_of_both_forms(backend: str, name: str) -> None:
+    """``derivative(f)(x, g, axis=)`` (split) and ``derivative(f)(g, gate=, up=)`` (the pair
+    (dL/dgate, dL/dup)) agree with each other and with torch's autograd."""
+    f = getattr(A, name)
+    rng = np.random.default_rng(11)
+    up, gate, cot = (rng.standard_normal((3, 4)) * 3 for _ in range(3))
+    make = {"numpy": np.asarray, "torch": torch.from_numpy, "jax": jnp.asarray,
+            "dask": lambda a: da.from_array(a, chunks=2)}[backend]
+    read = {"numpy": np.asarray, "torch": lambda t: t.numpy(), "jax": np.asarray,
+            "dask": lambda a: a.compute()}[backend]
+    d_gate, d_up = A.derivative(f)(make(cot), gate=make(gate), up=make(up))
+    dx = read(A.derivative(f)(make(np.concatenate([up, gate], 1)), make(cot), axis=1))
+    gt, ut = torch.tensor(gate, requires_grad=True), torch.tensor(up, requires_grad=True)
+    want_g, want_u = torch.autograd.grad(COMPOSITE[name](gt, ut), (gt, ut), torch.tensor(cot))
+    for got, want in ((read(d_gate), want_g), (read(d_up), want_u), (dx[:, 4:], want_g),
+                      (dx[:, :4], want_u)):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-13, atol=1e-13)
+    with pytest.raises(TypeError, match="takes \\(g, gate=, up=\\)"):
+        A.derivative(f)(make(cot), make(cot), gate=make(gate), up=make(up))
+    with pytest.raises(ValueError, match="order 2 is for the elementwise functions"):
+        A.derivative(f, order=2)

@@ -226,6 +226,20 @@ def apply_gated(entry: Entry, x: T | None, axis: Any, gate: T | None, up: T | No
         key = hit = None
     if hit is not None:
         return cast(T, hit.gated(entry, up, gate))
+    be, u, g = check_pair(entry, gate, up)
+    if key is not None and not be.converts and len(_PAIR_OK) < _FAST_MAX:
+        _PAIR_OK[key] = be
+    return cast(T, be.gated(entry, u, g))
+
+
+# (types, dtypes, shapes and devices of up and gate) that passed the checks -> backend
+_PAIR_OK: dict[Any, Any] = {}
+
+
+def check_pair(entry: Entry, gate: Any, up: Any) -> tuple[Any, Any, Any]:
+    """(backend, up, gate) as arrays of that backend, after the checks of the two-array form:
+    the same library, dtype, shape and device; errors name the argument."""
+    q = entry.qualname
     be, u = prepare(entry, up, "up")
     bg, g = prepare(entry, gate, "gate")
     if bg.name != be.name:  # (a Python number or list beside a NumPy array: both NumPy)
@@ -246,10 +260,4 @@ def apply_gated(entry: Entry, x: T | None, axis: Any, gate: T | None, up: T | No
     dg, du = getattr(g, "device", None), getattr(u, "device", None)
     if str(dg) != str(du):
         raise ValueError(f"{q}: gate and up must be on the same device, got {dg} (gate) and {du} (up)")
-    if key is not None and not be.converts and len(_PAIR_OK) < _FAST_MAX:
-        _PAIR_OK[key] = be
-    return cast(T, be.gated(entry, u, g))
-
-
-# (types, dtypes, shapes and devices of up and gate) that passed the checks -> backend
-_PAIR_OK: dict[Any, Any] = {}
+    return be, u, g
