@@ -218,9 +218,11 @@ def apply_gated(entry: Entry, x: T | None, axis: Any, gate: T | None, up: T | No
     if type(axis) is not int or axis != -1:
         raise TypeError(f"{q}: axis is for the split form (x); with gate= and up= leave it out")
     key: Any = None
+    ua: Any = up
+    ga: Any = gate
     try:  # the checks depend on nothing else (torch's dense layout: checked by its backend)
-        key = (type(up), type(gate), up.dtype, gate.dtype, up.shape, gate.shape,
-               getattr(up, "device", None), getattr(gate, "device", None))
+        key = (type(ua), type(ga), ua.dtype, ga.dtype, ua.shape, ga.shape,
+               getattr(ua, "device", None), getattr(ga, "device", None))
         hit = _PAIR_OK.get(key)
     except (AttributeError, TypeError, RuntimeError):  # a number or list, an unhashable shape
         key = hit = None
