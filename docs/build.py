@@ -384,6 +384,11 @@ GATED_FORMS = """The gated functions take one array split in two along `axis`, a
 Both forms give the same bits. On torch's CPU the forward is one pass of a compiled kernel over
 both halves, the backward one pass that writes both gradients, recomputing the activation; the
 `autograd.Function` saves only its input(s), never the activation or the output.
+
+`kaun.nn.GatedMLP(dim, hidden, "swiglu")` is the block of those models: `down(act(gate_up(x)))`,
+with both projections in one `Linear(dim, 2 * hidden)` (up half first, gate second); Hugging
+Face LLaMA's MLP loads as `gate_up.weight = torch.cat([up_proj.weight, gate_proj.weight])`,
+`down.weight = down_proj.weight`.
 """
 
 

@@ -597,3 +597,34 @@ def test_explicit_vjp_of_both_forms(backend: str, name: str) -> None:
         A.derivative(f)(make(cot), make(cot), gate=make(gate), up=make(up))
     with pytest.raises(ValueError, match="order 2 is for the elementwise functions"):
         A.derivative(f, order=2)
+
+
+@pytest.mark.parametrize("name", GATED)
+def test_gated_mlp_block(name: str) -> None:
+    """GatedMLP equals the composite with the same weights (Hugging Face LLaMA's layout), values
+    and gradients; its activation saves only its input."""
+    torch.manual_seed(0)
+    m = KN.GatedMLP(16, 24, name).double()
+    assert isinstance(m.act, KN.MODULES[name]) and m.gate_up.weight.shape == (48, 16)
+    assert "(act): " + type(m.act).__name__ + "(axis=-1)" in repr(m)
+    up_w, gate_w = m.gate_up.weight.detach().chunk(2)
+    x = torch.randn(3, 5, 16, dtype=torch.float64)
+    up_proj, gate_proj = (torch.nn.Linear(16, 24, bias=False).double() for _ in range(2))
+    with torch.no_grad():
+        up_proj.weight.copy_(up_w)
+        gate_proj.weight.copy_(gate_w)
+
+    def hf(x: torch.Tensor) -> torch.Tensor:
+        return m.down(COMPOSITE[name](gate_proj(x), up_proj(x)))
+
+    torch.testing.assert_close(m(x), hf(x), rtol=1e-13, atol=1e-13)
+    xa, xb = (x.clone().requires_grad_(True) for _ in range(2))
+    (ga,) = torch.autograd.grad(m(xa).sum(), xa)
+    (gb,) = torch.autograd.grad(hf(xb).sum(), xb)
+    torch.testing.assert_close(ga, gb, rtol=1e-12, atol=1e-12)
+    h = m.gate_up(x).detach().requires_grad_(True)
+    assert len(_saved(m.act, h)) == 1
+    with pytest.raises(ValueError, match="activation must be a gated function"):
+        KN.GatedMLP(4, 8, "silu")
+    with pytest.raises(ValueError, match="hidden must be a positive int"):
+        KN.GatedMLP(4, 0)

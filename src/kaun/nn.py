@@ -70,6 +70,7 @@ __all__ = [
     "ReGLU",
     "ReLUSquared",
     "QuickGELU",
+    "GatedMLP",
     "MODULES",
 ]
 
@@ -523,6 +524,40 @@ class QuickGELU(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = A.quick_gelu(x)
+        return out
+
+
+class GatedMLP(torch.nn.Module):
+    """The gated MLP block of today's language models: ``down(act(gate_up(x)))``.
+
+    ``gate_up`` is one ``Linear(dim, 2 * hidden)`` holding both projections, the up half first
+    and the gate second (the split form's order, ``first * act(second)``); ``act`` one of the
+    gated modules (``activation``: "swiglu", "geglu", "geglu_approx", "reglu" or "glu"), fused:
+    one pass forward, one backward, saving only its input; ``down`` a ``Linear(hidden, dim)``.
+    Hugging Face LLaMA's ``down_proj(act(gate_proj(x)) * up_proj(x))`` loads as
+    ``gate_up.weight = torch.cat([up_proj.weight, gate_proj.weight])``,
+    ``down.weight = down_proj.weight``.
+    """
+
+    def __init__(self, dim: int, hidden: int, activation: str = "swiglu", *, bias: bool = False,
+                 device: Any = None, dtype: Any = None) -> None:
+        super().__init__()
+        entry = getattr(A.get(activation), "_kaun_entry", None)
+        if entry is None or entry.kind != "glu":
+            raise ValueError(
+                f"kaun.nn.GatedMLP: activation must be a gated function (swiglu, geglu, "
+                f"geglu_approx, reglu, glu), got {activation!r}"
+            )
+        for arg, v in (("dim", dim), ("hidden", hidden)):
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+                raise ValueError(f"kaun.nn.GatedMLP: {arg} must be a positive int, got {v!r}")
+        kw = {"bias": bias, "device": device, "dtype": dtype}
+        self.gate_up = torch.nn.Linear(dim, 2 * hidden, **kw)
+        self.act = MODULES[entry.name]()
+        self.down = torch.nn.Linear(hidden, dim, **kw)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.down(self.act(self.gate_up(x)))
         return out
 
 
