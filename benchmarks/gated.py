@@ -8,6 +8,13 @@ several repeats; and the bytes that autograd saves for the backward (``saved_ten
 
     .venv/bin/python benchmarks/gated.py                  # all four, 2^16 and 2^22
     .venv/bin/python benchmarks/gated.py --sizes 16 --repeat 3 swiglu
+    .venv/bin/python benchmarks/gated.py --mlp         # the saved bytes of the MLP block
+
+``--mlp``: the bytes that autograd saves for the backward of the gated MLP block (8 x 512 tokens,
+model dimension 512, hidden 2048, float32), ``kaun.nn.GatedMLP`` against the same block written
+with torch's composite (Hugging Face LLaMA's ``down(act(gate(x)) * up(x))``), counted by
+``saved_tensors_hooks`` over distinct storages, the weights left out (both hold the same): what
+the backward keeps alive between forward and backward, the bulk of a training step's peak.
 
 Timings on a shared machine are noisy: run it on an idle one and keep the best of a few runs.
 """
@@ -84,15 +91,51 @@ def run(name: str, log2: int, repeat: int) -> str:
             f"{b_split / b_comp:.2f} | {s_pair / s_comp:.2f} |")
 
 
+def mlp_saved(name: str, tokens: int = 8 * 512, dim: int = 512, hidden: int = 2048) -> str:
+    import kaun.nn as KN
+
+    m = KN.GatedMLP(dim, hidden, name)
+    gate, up = (torch.nn.Linear(dim, hidden, bias=False) for _ in range(2))
+    weights = {p.untyped_storage().data_ptr() for p in [*m.parameters(), *gate.parameters(),
+                                                         *up.parameters()]}
+    x = torch.randn(tokens, dim, requires_grad=True)
+
+    def composite(x: torch.Tensor) -> torch.Tensor:
+        return m.down(COMPOSITE[name](gate(x), up(x)))
+
+    def activations(fn: Callable[[torch.Tensor], Any]) -> int:
+        seen: dict[int, int] = {}
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            st = t.untyped_storage()
+            if st.data_ptr() not in weights:
+                seen[st.data_ptr()] = st.nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            fn(x)
+        return sum(seen.values())
+
+    ours, theirs = activations(m), activations(composite)
+    return (f"| {name} | {theirs / 2**20:.1f} | {ours / 2**20:.1f} | {ours / theirs:.2f} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("names", nargs="*", help=f"some of {', '.join(COMPOSITE)} (default: all)")
     p.add_argument("--sizes", type=int, nargs="+", default=[16, 22], help="log2 of each half")
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--mlp", action="store_true", help="the saved bytes of the MLP block only")
     args = p.parse_args(argv)
     bad = [n for n in args.names if n not in COMPOSITE]
     if bad:
         p.error(f"unknown {bad}; choose from {', '.join(COMPOSITE)}")
+    if args.mlp:
+        print("| activation | composite block saves (MiB) | GatedMLP saves (MiB) | ratio |")
+        print("|---|---|---|---|")
+        for name in args.names or list(COMPOSITE):
+            print(mlp_saved(name))
+        return 0
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, CPU")
     print("| function | per half | composite fwd (us) | pair fwd | split fwd | composite "
           "fwd+bwd (us) | pair fwd+bwd | split fwd+bwd | saved bytes (pair / composite) |")
