@@ -628,3 +628,26 @@ def test_gated_mlp_block(name: str) -> None:
         KN.GatedMLP(4, 8, "silu")
     with pytest.raises(ValueError, match="hidden must be a positive int"):
         KN.GatedMLP(4, 0)
+
+
+@pytest.mark.parametrize("name", GATED + ELEMENTWISE)
+def test_signature_and_kinds(name: str) -> None:
+    """x positional-only; the gated ones' axis, gate and up keyword-only; float dtypes only;
+    masked arrays keep their mask (the gated: masked where either input is)."""
+    import inspect
+
+    f = getattr(A, name)
+    params = list(inspect.signature(f).parameters.values())
+    assert params[0].name == "x" and params[0].kind is inspect.Parameter.POSITIONAL_ONLY
+    rest = {p.name: p.default for p in params[1:]}
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[1:])
+    assert rest == ({"axis": -1, "gate": None, "up": None} if name in GATED else {})
+    assert "Derivative" in (f.__doc__ or "") and ">>>" in (f.__doc__ or "")
+    with pytest.raises(TypeError, match=rf"kaun.activation.{name}: x must have a real floating"):
+        f(np.arange(4))
+    m = np.ma.MaskedArray(np.arange(4.0), mask=[False, True, False, False])
+    if name in GATED:
+        assert f(m).mask.tolist() == [False, True]
+        assert f(gate=m[:2], up=m[2:]).mask.tolist() == [False, True]
+    else:
+        assert f(m).mask.tolist() == [False, True, False, False]

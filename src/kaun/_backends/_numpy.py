@@ -160,6 +160,8 @@ class NumpyBackend(Backend):
         y = glu_pair(entry, np.asarray(a), np.asarray(b))
         if isinstance(a, np.generic) and isinstance(b, np.generic):
             return y[()]
+        if isinstance(a, np.ma.MaskedArray) or isinstance(b, np.ma.MaskedArray):  # as the split
+            return np.ma.MaskedArray(y, mask=np.ma.getmaskarray(a) | np.ma.getmaskarray(b))
         return y
 
     def prelu_deriv(self, entry: Entry, x: Any, alpha: Any) -> tuple[Any, Any]:
