@@ -18,6 +18,8 @@ SPEC = [
     "mish", "softplus", "softsign", "squareplus", "log_sigmoid", "glu", "sparse_plus",
     "sparse_sigmoid",
 ]
+# beyond the spec (kaun.activation._core.EXTRAS): in __all__, listed by names(extras=True) only
+EXTRAS = ["swiglu", "geglu", "geglu_approx", "reglu", "relu_squared", "quick_gelu"]
 DEFAULTS = {
     "leaky_relu": {"negative_slope": 0.01},
     "hard_sigmoid": {"alpha": 1 / 6, "beta": 0.5},
@@ -30,8 +32,9 @@ DEFAULTS = {
 
 def test_exactly_the_spec_functions() -> None:
     assert set(SPEC) <= set(A.__all__)
-    assert set(A.__all__) - set(SPEC) == {"derivative", "get", "names", "info"}
+    assert set(A.__all__) - set(SPEC) == {"derivative", "get", "names", "info", *EXTRAS}
     assert A.names() == SPEC
+    assert A.names(extras=True) == SPEC + EXTRAS
 
 
 def test_aliases_are_the_same_objects() -> None:

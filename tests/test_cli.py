@@ -15,7 +15,7 @@ from matplotlib.image import imread
 
 import kaun.activation as A
 from kaun import cli
-from kaun.activation._defs import ENTRIES
+from kaun.activation._defs import ENTRIES, EXTRAS
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -45,8 +45,8 @@ def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert lines[0].split() == ["name", "formula", "defaults"]
     assert set(lines[1]) == {"-"}
     rows = {line.split()[0]: line for line in lines[2:]}
-    assert list(rows) == A.names()
-    for name, e in ENTRIES.items():
+    assert list(rows) == A.names(extras=True)  # the spec's 25, then the functions beyond it
+    for name, e in [*ENTRIES.items(), *EXTRAS.items()]:
         assert e.formula in rows[name]
         for p, v in e.params:
             assert f"{p}={v!r}" in rows[name]
@@ -100,6 +100,16 @@ def test_eval_higher_orders(capsys: pytest.CaptureFixture[str]) -> None:
         assert [float(y) for _, y in table(out)] == A.derivative(A.gelu, order=order)(x).tolist()
     rc, out, _ = run(capsys, "eval", "squareplus", "2", "--param", "b=9", "--order", "2", "--backend", "torch")
     assert rc == 0 and float(table(out)[0][1]) == pytest.approx(4.5 / 13**1.5, rel=1e-15)
+
+
+@pytest.mark.parametrize("name", ["swiglu", "geglu", "geglu_approx", "reglu"])
+def test_eval_gated(capsys: pytest.CaptureFixture[str], name: str) -> None:
+    x = np.array([1.0, 2.0, -1.0, 0.5])
+    rc, out, _ = run(capsys, "eval", name, "1", "2", "-1", "0.5")
+    assert rc == 0 and out.splitlines()[2] == f"{name}(x) = {A.get(name)(x).tolist()}"
+    rc, out, _ = run(capsys, "eval", name, "1", "2", "-1", "0.5", "--derivative")
+    d = A.derivative(A.get(name))(x, np.ones(2))
+    assert rc == 0 and [float(v.split()[1]) for v in out.splitlines()[2:]] == d.tolist()
 
 
 def test_eval_glu(capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,13 +18,13 @@ import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import kaun.activation as A
-from kaun.activation._defs import ENTRIES
+from kaun.activation._defs import ENTRIES, EXTRAS
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 SECTIONS = ["standard", "exponential", "smooth", "gating", "sparse"]
 P: Any = PartitionSpec  # untyped constructor
-PAGES = [*(f"{s}.md" for s in SECTIONS), "index.md", "frameworks.md"]
+PAGES = [*(f"{s}.md" for s in SECTIONS), "beyond.md", "index.md", "frameworks.md"]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stderr == "", r.stderr
-    assert r.stdout.startswith("wrote 31 files")
+    assert r.stdout.startswith("wrote 38 files")
     return out
 
 
@@ -48,7 +48,7 @@ def _generated(root: Path) -> list[str]:
 
 
 def test_build_writes_every_page_and_image(built: Path) -> None:
-    want = sorted([*PAGES, "gallery.png", *(f"img/{n}.png" for n in ENTRIES)])
+    want = sorted([*PAGES, "gallery.png", *(f"img/{n}.png" for n in [*ENTRIES, *EXTRAS])])
     assert _generated(built) == want
 
 
@@ -61,8 +61,8 @@ def test_committed_docs_are_up_to_date(built: Path) -> None:
 
 
 def test_every_function_is_documented() -> None:
-    for name, e in ENTRIES.items():
-        page = (DOCS / f"{e.section}.md").read_text()
+    for name, e in [*ENTRIES.items(), *EXTRAS.items()]:
+        page = (DOCS / ("beyond.md" if e.extra else f"{e.section}.md")).read_text()
         block = page.split(f"\n## {name}\n", 1)[1].split("\n## ", 1)[0]
         assert f"**Formula:** `{e.formula}`" in block
         assert f"![{name}" in block and f"(img/{name}.png)" in block
@@ -85,7 +85,7 @@ def test_accuracy_links_resolve() -> None:
         re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
         for h in re.findall(r"^#+ (.*)$", acc.read_text(), flags=re.M)
     }
-    for s in SECTIONS:
+    for s in [*SECTIONS, "beyond"]:
         for link in re.findall(r"\(accuracy\.md#([\w\-]+)\)", (DOCS / f"{s}.md").read_text()):
             assert link in anchors, (s, link)
 
@@ -94,7 +94,7 @@ def test_index_links_every_page() -> None:
     index = (DOCS / "index.md").read_text()
     for page in [*PAGES[:-2], "frameworks.md", "accuracy.md", "speed.md", "onnx.md", "install.md"]:
         assert f"({page})" in index, page
-    for name in A.names():
+    for name in A.names(extras=True):
         assert f"| `{name}` |" in index
     assert "![every function and its derivative](gallery.png)" in index
 

@@ -34,7 +34,7 @@ def _x(dtype: torch.dtype = torch.float64, shape: tuple[int, ...] = (4, 6)) -> t
 
 
 def test_one_module_per_function() -> None:
-    assert list(KN.MODULES) == A.names()
+    assert list(KN.MODULES) == A.names(extras=True)
     assert KN.Swish is KN.SiLU and KN.HardSwish is KN.HardSiLU
     for name, cls in KN.MODULES.items():
         assert issubclass(cls, torch.nn.Module)

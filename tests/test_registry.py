@@ -11,6 +11,7 @@ import torch
 
 import kaun.activation as A
 from kaun.activation._defs import ENTRIES
+from kaun.activation._defs import EXTRAS as EXTRA_ENTRIES
 from kaun.activation._registry import ALIASES
 
 SPEC_ORDER = [
@@ -19,12 +20,16 @@ SPEC_ORDER = [
     "mish", "softplus", "softsign", "squareplus", "log_sigmoid", "glu", "sparse_plus",
     "sparse_sigmoid",
 ]
+EXTRAS = ["swiglu", "geglu", "geglu_approx", "reglu", "relu_squared", "quick_gelu"]
 X = np.linspace(-4.0, 4.0, 17)
 
 
 def test_names_are_the_spec_in_order() -> None:
     assert A.names() == SPEC_ORDER
-    assert [n for n in A.__all__ if n not in ("derivative", "get", "names")] == SPEC_ORDER
+    helpers = ("derivative", "get", "names", "info")
+    assert [n for n in A.__all__ if n not in helpers][:len(SPEC_ORDER)] == SPEC_ORDER
+    assert [n for n in A.__all__ if n not in helpers][len(SPEC_ORDER):] == EXTRAS
+    assert A.names(extras=True) == SPEC_ORDER + EXTRAS
     assert A.names() is not A.names()  # a fresh list: callers may change it
     got = A.names()
     got.clear()
@@ -50,7 +55,7 @@ def test_spelling_is_forgiven() -> None:
 
 def test_every_alias_points_at_a_function() -> None:
     for alias, target in ALIASES.items():
-        assert target in ENTRIES, alias
+        assert target in ENTRIES or target in EXTRA_ENTRIES, alias
         assert alias == alias.strip().lower().replace("-", "_"), alias  # reachable by get()
         assert alias != target, alias
         assert A.get(alias) is A.get(target), alias
@@ -207,3 +212,21 @@ def test_derivative_of_a_partial_it_cannot_read() -> None:
         A.derivative(functools.partial(np.tanh))
     with pytest.raises(ValueError, match=r"order 2 is for the elementwise functions"):
         A.derivative(A.get("glu", axis=0), order=2)
+
+
+# Hugging Face's ACT2FN names (transformers.activations) for the functions beyond the spec, and
+# the other spellings: gelu_new and gelu_pytorch_tanh are the tanh form, relu2 the squared relu
+@pytest.mark.parametrize(("alias", "name"), [
+    ("gelu_new", "gelu_approx"), ("gelu_pytorch_tanh", "gelu_approx"), ("quick_gelu", "quick_gelu"),
+    ("relu2", "relu_squared"), ("squared_relu", "relu_squared"), ("Squared-ReLU", "relu_squared"),
+    ("swiglu", "swiglu"), ("GeGLU", "geglu"), ("geglu_tanh", "geglu_approx"), ("ReGLU", "reglu"),
+])
+def test_extras_by_name(alias: str, name: str) -> None:
+    assert A.get(alias) is getattr(A, name)
+
+
+def test_extras_get_binds_axis_and_suggests() -> None:
+    x = X[:16].reshape(4, 4)
+    np.testing.assert_array_equal(A.get("swiglu", axis=0)(x), A.swiglu(x, axis=0))
+    with pytest.raises(ValueError, match=r"did you mean 'swiglu'"):
+        A.get("swiglue")

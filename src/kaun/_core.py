@@ -66,6 +66,8 @@ class Entry:
     kind: str = "elementwise"
     ints: bool = False
     smooth: bool = False
+    # beside the spec's 25: in ``EXTRAS``, not ``ENTRIES`` (the gated family, relu_squared, ...)
+    extra: bool = False
     prep: Callable[[tuple[float, ...], int], tuple[Any, ...]] = _same
     # hyper-parameters beside the defaults that reach every other form of the formula that prep
     # can select (see ``forms_params``): what is compiled and lowered ahead of use
@@ -138,9 +140,11 @@ class Entry:
 # The formulas of an entry, by order of the derivative.
 ORDERS = ("value", "deriv", "deriv2", "deriv3")
 
-# The public functions' entries by name, filled by kaun.activation._defs.
+# The public functions' entries by name, filled by kaun.activation._defs: the spec's functions.
 ENTRIES: dict[str, Entry] = {}
-# Every entry by key: ENTRIES, and the internal ones (prelu with a number alpha, "prelu_scalar").
+# The public functions beyond the spec (``Entry.extra``): swiglu, geglu, ..., by name.
+EXTRAS: dict[str, Entry] = {}
+# Every entry by key: ENTRIES, EXTRAS, and the internal ones (prelu with a number alpha, "prelu_scalar").
 ALL: dict[str, Entry] = {}
 
 

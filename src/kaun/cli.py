@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 import kaun.activation as A
-from kaun._core import ENTRIES, Entry
+from kaun._core import ENTRIES, EXTRAS, Entry
 from kaun.activation._registry import ALIASES
 
 PROG = "kaun-activation"
@@ -53,7 +53,8 @@ def canonical(name: str) -> str:
 
 
 def entry_of(name: str) -> Entry:
-    return ENTRIES[canonical(name)]
+    n = canonical(name)
+    return ENTRIES[n] if n in ENTRIES else EXTRAS[n]
 
 
 def same_as(name: str) -> str | None:
@@ -69,14 +70,15 @@ def defaults_text(entry: Entry) -> str:
 
 
 def list_text() -> str:
-    """The table that ``kaun-activation list`` prints: name, formula, defaults."""
+    """The table that ``kaun-activation list`` prints: name, formula, defaults (the spec's 25,
+    then the functions beyond it)."""
     rows = [("name", "formula", "defaults")]
-    for name in A.names():
+    for name in A.names(extras=True):
         alias = same_as(name)
         if alias is not None:
             rows.append((name, f"= {alias}", ""))
             continue
-        e = ENTRIES[name]
+        e = entry_of(name)
         rows.append((name, e.formula, defaults_text(e)))
     w0 = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows)
@@ -172,7 +174,7 @@ def evaluate(
             y = fn(x, alpha)
     elif entry.kind == "glu":
         if derivative:
-            y = A.derivative(fn)(x, _glu_ones(x, params), **params)
+            y = A.derivative(fn)(x, _glu_ones(fn, x, params), **params)
         else:
             y = fn(x, **params)
     else:
@@ -180,9 +182,9 @@ def evaluate(
     return _to_numpy(x), _to_numpy(y)
 
 
-def _glu_ones(x: Any, params: dict[str, float | int]) -> Any:
-    """A cotangent of ones shaped like ``glu(x)``."""
-    y = A.glu(x, axis=int(params.get("axis", -1)))
+def _glu_ones(fn: Any, x: Any, params: dict[str, float | int]) -> Any:
+    """A cotangent of ones shaped like ``fn(x)`` (glu, swiglu, ...)."""
+    y = fn(x, axis=int(params.get("axis", -1)))
     return y * 0 + 1
 
 
@@ -203,7 +205,8 @@ def curves(
         pairs = np.stack([xs, xs], axis=-1)
         y = fn(pairs, axis=-1)[..., 0]
         dy = A.derivative(fn)(pairs, np.ones((xs.size, 1)), axis=-1).sum(axis=-1)
-        label = "glu([x, x]) = x * sigmoid(x)"
+        label = ("glu([x, x]) = x * sigmoid(x)" if entry.name == "glu" else
+                 f"{entry.name}([x, x]) = x * {entry.formula.split('(')[0].split()[-1]}(x)")
     else:
         y = fn(xs, **p)
         dy = A.derivative(fn)(xs, **p)

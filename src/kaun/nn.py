@@ -64,6 +64,13 @@ __all__ = [
     "GLU",
     "SparsePlus",
     "SparseSigmoid",
+    "SwiGLU",
+    "GeGLU",
+    "GeGLUApprox",
+    "ReGLU",
+    "ReLUSquared",
+    "QuickGELU",
+    "GatedMLP",
     "MODULES",
 ]
 
@@ -436,6 +443,124 @@ class GLU(torch.nn.Module):
         return f"axis={self.axis}"
 
 
+class _Gated(torch.nn.Module):
+    """A function of the gated family (beyond the spec): ``forward(x)`` splits ``x`` along
+    ``axis``, ``first * act(second)`` (as ``GLU``); ``forward(gate=g, up=u)`` is ``u * act(g)``
+    for two projections (Hugging Face LLaMA's ``act(gate_proj(x)) * up_proj(x)``)."""
+
+    name: ClassVar[str]
+    axis: int
+
+    def __init__(self, axis: int = -1, *, dim: int | None = None) -> None:
+        super().__init__()
+        cls = type(self).__name__
+        if dim is not None:
+            if axis != -1:
+                raise TypeError(f"kaun.nn.{cls}: give axis or dim (torch's name for it), not both")
+            axis = dim
+        if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+            raise TypeError(
+                f"kaun.activation.{self.name}: axis must be an int, got {type(axis).__name__}"
+            )
+        self.axis = int(axis)
+        self._fn: Callable[..., Any] = getattr(A, self.name)
+
+    @property
+    def dim(self) -> int:
+        """torch's name for ``axis``."""
+        return self.axis
+
+    def forward(self, x: torch.Tensor | None = None, *, gate: torch.Tensor | None = None,
+                up: torch.Tensor | None = None) -> torch.Tensor:
+        if x is None:
+            out: torch.Tensor = self._fn(gate=gate, up=up)
+        else:
+            out = self._fn(x, axis=self.axis, gate=gate, up=up)
+        return out
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}"
+
+
+class SwiGLU(_Gated):
+    """``kaun.activation.swiglu``: ``first * silu(second)`` of ``x``'s halves, or ``up * silu(gate)``."""
+
+    name = "swiglu"
+
+
+class GeGLU(_Gated):
+    """``kaun.activation.geglu``: ``first * gelu(second)`` (erf), or ``up * gelu(gate)``."""
+
+    name = "geglu"
+
+
+class GeGLUApprox(_Gated):
+    """``kaun.activation.geglu_approx``: ``first * gelu_approx(second)`` (tanh form), or
+    ``up * gelu_approx(gate)``."""
+
+    name = "geglu_approx"
+
+
+class ReGLU(_Gated):
+    """``kaun.activation.reglu``: ``first * relu(second)``, or ``up * relu(gate)``."""
+
+    name = "reglu"
+
+
+class ReLUSquared(torch.nn.Module):
+    """``kaun.activation.relu_squared``: ``max(x, 0)^2`` (Primer; Hugging Face's ``relu2``)."""
+
+    name: ClassVar[str] = "relu_squared"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = A.relu_squared(x)
+        return out
+
+
+class QuickGELU(torch.nn.Module):
+    """``kaun.activation.quick_gelu``: ``x * sigmoid(1.702 x)`` (CLIP)."""
+
+    name: ClassVar[str] = "quick_gelu"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = A.quick_gelu(x)
+        return out
+
+
+class GatedMLP(torch.nn.Module):
+    """The gated MLP block of today's language models: ``down(act(gate_up(x)))``.
+
+    ``gate_up`` is one ``Linear(dim, 2 * hidden)`` holding both projections, the up half first
+    and the gate second (the split form's order, ``first * act(second)``); ``act`` one of the
+    gated modules (``activation``: "swiglu", "geglu", "geglu_approx", "reglu" or "glu"), fused:
+    one pass forward, one backward, saving only its input; ``down`` a ``Linear(hidden, dim)``.
+    Hugging Face LLaMA's ``down_proj(act(gate_proj(x)) * up_proj(x))`` loads as
+    ``gate_up.weight = torch.cat([up_proj.weight, gate_proj.weight])``,
+    ``down.weight = down_proj.weight``.
+    """
+
+    def __init__(self, dim: int, hidden: int, activation: str = "swiglu", *, bias: bool = False,
+                 device: Any = None, dtype: Any = None) -> None:
+        super().__init__()
+        entry = getattr(A.get(activation), "_kaun_entry", None)
+        if entry is None or entry.kind != "glu":
+            raise ValueError(
+                f"kaun.nn.GatedMLP: activation must be a gated function (swiglu, geglu, "
+                f"geglu_approx, reglu, glu), got {activation!r}"
+            )
+        for arg, v in (("dim", dim), ("hidden", hidden)):
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+                raise ValueError(f"kaun.nn.GatedMLP: {arg} must be a positive int, got {v!r}")
+        kw = {"bias": bias, "device": device, "dtype": dtype}
+        self.gate_up = torch.nn.Linear(dim, 2 * hidden, **kw)
+        self.act = MODULES[entry.name]()
+        self.down = torch.nn.Linear(hidden, dim, **kw)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.down(self.act(self.gate_up(x)))
+        return out
+
+
 # ---- Sparse activations ------------------------------------------------------------------------
 
 
@@ -483,5 +608,12 @@ MODULES: dict[str, type[torch.nn.Module]] = {
     "glu": GLU,
     "sparse_plus": SparsePlus,
     "sparse_sigmoid": SparseSigmoid,
+    # beyond the spec
+    "swiglu": SwiGLU,
+    "geglu": GeGLU,
+    "geglu_approx": GeGLUApprox,
+    "reglu": ReGLU,
+    "relu_squared": ReLUSquared,
+    "quick_gelu": QuickGELU,
 }
-"""The module class of each function name of ``kaun.activation.names()``."""
+"""The module class of each function name of ``kaun.activation.names(extras=True)``."""

@@ -71,3 +71,8 @@ class Backend:
     def glu_deriv(self, entry: Entry, x: Any, ax: int) -> tuple[Any, Any]:
         """(d/da, d/db) of glu at x's halves a and b along ax."""
         return self.formula(entry, "deriv", halves(x, ax), ())  # type: ignore[no-any-return]
+
+    def gated(self, entry: Entry, a: Any, b: Any) -> Any:
+        """A glu-kind entry (glu, swiglu, ...) of two separate arrays of the same shape and dtype:
+        ``a * act(b)`` (a: the first half, "up"; b: the second, "gate")."""
+        return self.formula(entry, "value", (a, b), ())

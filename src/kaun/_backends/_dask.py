@@ -50,6 +50,10 @@ class DaskBackend(GenericBackend):
         """The halves' chunks side by side, each pair through the chunk library's kernel (as
         ``glu`` of the whole array in NumPy, bitwise)."""
         a, b = halves(x, ax)
+        return self.gated(entry, a, b)
+
+    def gated(self, entry: Entry, a: Any, b: Any) -> Any:
+        """Chunk by chunk, each pair through the chunk library's kernel."""
         b = b.rechunk(a.chunks)  # (map_blocks pairs blocks by position only)
         f = functools.partial(_glu, key=entry.key)
-        return da.map_blocks(f, a, b, dtype=x.dtype, meta=x._meta)  # type: ignore[no-untyped-call]
+        return da.map_blocks(f, a, b, dtype=a.dtype, meta=a._meta)  # type: ignore[no-untyped-call]

@@ -13,8 +13,8 @@ computes (0: the value), and the hyper-parameters ``p``. Its rules:
 * ``jax.experimental.jet`` (Taylor mode): Faa di Bruno's formula over the same derivatives (JAX's
   jet cannot see through a ``custom_jvp``: it fails on ``jax.nn.softplus`` too).
 
-glu is a primitive of its two halves (its JVP the derivative formula, its Taylor series jet's own
-of the value formula); prelu a jitted ``where``.
+glu and the gated family (swiglu, geglu, ...) are each a primitive of the two halves (its JVP the
+derivative formula, its Taylor series jet's own of the value formula); prelu a jitted ``where``.
 """
 
 from __future__ import annotations
@@ -193,21 +193,20 @@ def _prelu(entry: Entry) -> Any:
     return jax.jit(f)
 
 
-# -- glu: a primitive of the two halves ---------------------------------------------------------
+# -- glu and the gated family: a primitive of the two halves, one per entry ----------------------
 
 
-def _glu_parts(which: str, a: Any, b: Any) -> Any:
-    entry = ALL["glu"]
+def _glu_parts(entry: Entry, which: str, a: Any, b: Any) -> Any:
     if a.dtype in _HALF:  # computed in float32 and rounded once (sigmoid(-20) is 0 in half)
         return entry.formula_of(which)(O, a.astype(jnp.float32), b.astype(jnp.float32))
     return entry.formula_of(which)(O, a, b)
 
 
-def _glu_primitive() -> Any:
-    prim = Primitive("kaun_glu")
+def _glu_primitive(entry: Entry) -> Any:
+    prim = Primitive(f"kaun_{entry.key}")
 
     def compute(a: Any, b: Any) -> Any:
-        return _glu_parts("value", a, b).astype(a.dtype)
+        return _glu_parts(entry, "value", a, b).astype(a.dtype)
 
     impl = jax.jit(compute)
     prim.def_impl(lambda a, b: impl(a, b))
@@ -217,7 +216,7 @@ def _glu_primitive() -> Any:
 
     def rule(i: int) -> Any:
         def tangent(t: Any, a: Any, b: Any) -> Any:
-            d = _glu_parts("deriv", a, b)[i]
+            d = _glu_parts(entry, "deriv", a, b)[i]
             return (t.astype(d.dtype) * d).astype(a.dtype)
 
         return tangent
@@ -232,17 +231,24 @@ def _glu_primitive() -> Any:
     return prim
 
 
-_GLU_P = _glu_primitive()
+_GLU_PRIMS = {e.key: _glu_primitive(e) for e in ALL.values() if e.kind == "glu"}
 
 
 @functools.cache
-def _glu(ax: int) -> Any:
+def _glu(key: str, ax: int) -> Any:
+    prim = _GLU_PRIMS[key]
+
     def g(x: Any) -> Any:
         # split, not two slices: the transpose of a slice is a pad, and XLA on CPU runs the
         # backward's pad + add 30x slower than split's transpose, one concatenate
-        return _GLU_P.bind(*jnp.split(x, 2, axis=ax))
+        return prim.bind(*jnp.split(x, 2, axis=ax))
 
     return jax.jit(g)
+
+
+@functools.cache
+def _gated(key: str) -> Any:
+    return jax.jit(_GLU_PRIMS[key].bind)
 
 
 class JaxBackend(Backend):
@@ -260,4 +266,7 @@ class JaxBackend(Backend):
         return _prelu(entry)(x, alpha)
 
     def glu(self, entry: Entry, x: Any, ax: int) -> Any:
-        return _glu(ax)(x)
+        return _glu(entry.key, ax)(x)
+
+    def gated(self, entry: Entry, a: Any, b: Any) -> Any:
+        return _gated(entry.key)(a, b)

@@ -161,6 +161,15 @@ class NumpyBackend(Backend):
         with np.errstate(all="ignore"):
             return super().glu_deriv(entry, x, ax)
 
+    def gated(self, entry: Entry, a: Any, b: Any) -> Any:
+        """The two-operand row kernel over the two arrays (the same bits as the split form)."""
+        y = glu_pair(entry, np.asarray(a), np.asarray(b))
+        if isinstance(a, np.generic) and isinstance(b, np.generic):
+            return y[()]
+        if isinstance(a, np.ma.MaskedArray) or isinstance(b, np.ma.MaskedArray):  # as the split
+            return np.ma.MaskedArray(y, mask=np.ma.getmaskarray(a) | np.ma.getmaskarray(b))
+        return y
+
     def prelu_deriv(self, entry: Entry, x: Any, alpha: Any) -> tuple[Any, Any]:
         with np.errstate(all="ignore"):
             return super().prelu_deriv(entry, x, alpha)

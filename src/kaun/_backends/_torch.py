@@ -425,13 +425,16 @@ def _glu_grad(entry: Entry, g: Any, x: Any, ax: int) -> Any:
     return torch.cat([_scaled(g, da), _scaled(g, db)], dim=ax)
 
 
-def _glu_function() -> tuple[Any, Any]:
+def _glu_function(name: str) -> tuple[Any, Any]:
+    """The autograd.Function of a glu-kind entry (glu, swiglu, ...) of x split along an axis:
+    saves x only; backward is one pass of the vjp kernel writing both halves' gradients."""
+
     class FnC(torch.autograd.Function):
         generate_vmap_rule = True
 
         @staticmethod
         def forward(x: Any, ax: int) -> Any:
-            return _glu_value(ALL["glu"], x, ax)
+            return _glu_value(ALL[name], x, ax)
 
         @staticmethod
         def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
@@ -441,7 +444,7 @@ def _glu_function() -> tuple[Any, Any]:
         @staticmethod
         def backward(ctx: Any, g: Any) -> Any:
             (x,) = ctx.saved_tensors
-            return _glu_grad(ALL["glu"], g, x, ctx.ax), None
+            return _glu_grad(ALL[name], g, x, ctx.ax), None
 
     class Fn(FnC):
         @staticmethod
@@ -452,10 +455,113 @@ def _glu_function() -> tuple[Any, Any]:
         @staticmethod
         def jvp(ctx: Any, tx: Any, _: Any) -> Any:
             (x,) = ctx.saved_tensors
-            da, db = _work(ALL["glu"], "deriv", halves(x, ctx.ax), ())
+            da, db = _work(ALL[name], "deriv", halves(x, ctx.ax), ())
             ta, tb = halves(tx, ctx.ax)
             return _scaled(ta, da) + _scaled(tb, db)
 
+    Fn.__name__ = Fn.__qualname__ = f"kaun_{name}"
+    FnC.__name__ = FnC.__qualname__ = f"kaun_{name}_compiled"
+    return Fn, FnC
+
+
+# -- the gated family of two separate arrays (up, gate) ------------------------------------------
+
+
+def _row_stride(t: Any) -> int | None:
+    """The distance between rows of t seen as (rows, t.shape[-1]), each row contiguous (a
+    half of ``torch.chunk(x, 2, -1)``, say); None where t is not laid out so."""
+    if t.dim() < 2 or t.stride(-1) != 1:
+        return None
+    for i in range(t.dim() - 2):
+        if t.shape[i] > 1 and t.stride(i) != t.stride(i + 1) * t.shape[i + 1]:
+            return None
+    return int(t.stride(-2))
+
+
+def _pair_run(fn: int, c: K.Compiled, a: Any, b: Any, g: Any = None) -> Any:
+    """A glu-kind kernel fn over two tensors a and b of one shape: the value, or with a
+    cotangent g the two gradients (d/da, d/db), one pass; new contiguous outputs. Contiguous
+    inputs are one run of elements; two halves of one tensor along its last axis (Megatron's
+    ``torch.chunk``) are read in place, row by row; anything else is made contiguous first."""
+    a, b = _resolved(a), _resolved(b)
+    n = a.numel()
+    rows, length, stride = 1, n, 0
+    if not (a.is_contiguous() and b.is_contiguous()):
+        sa, sb = _row_stride(a), _row_stride(b)
+        if sa is not None and sa == sb and a.shape[-1] > 0:
+            rows, length, stride = n // a.shape[-1], a.shape[-1], sa
+        else:
+            a, b = a.contiguous(), b.contiguous()
+    nt = K.torch_threads(torch.get_num_threads())
+    run = K.runtime().kaun_run_rows
+    cf = torch.contiguous_format  # (empty_like would keep a transposed view's strides)
+    if g is None:
+        out = torch.empty_like(a, memory_format=cf)
+        if n:
+            run(fn, a.data_ptr(), b.data_ptr(), None, out.data_ptr(), None, rows, length, stride,
+                length, length, c.p, c.np, nt)
+        return out
+    g = _resolved(g).to(a.dtype).contiguous()
+    da, db = torch.empty_like(a, memory_format=cf), torch.empty_like(a, memory_format=cf)
+    if n:
+        run(fn, a.data_ptr(), b.data_ptr(), g.data_ptr(), da.data_ptr(), db.data_ptr(), rows,
+            length, stride, length, length, c.p, c.np, nt)
+    return da, db
+
+
+def _pair_value(entry: Entry, a: Any, b: Any) -> Any:
+    c = _kernel(entry, a, ()) if _cpu(b) else None
+    if c is None:
+        return _round(_work(entry, "value", (a, b), ()), a.dtype)
+    return _pair_run(c.value, c, a, b)
+
+
+def _pair_grad(entry: Entry, g: Any, a: Any, b: Any) -> tuple[Any, Any]:
+    if not torch.is_grad_enabled() and _eager() and _cpu(g) and _cpu(b):
+        c = _kernel(entry, a, ())
+        if c is not None:
+            return _pair_run(c.vjp, c, a, b, g)  # type: ignore[no-any-return]
+    da, db = _work(entry, "deriv", (a, b), ())
+    return _scaled(g, da), _scaled(g, db)
+
+
+def _pair_function(name: str) -> tuple[Any, Any]:
+    """The autograd.Function of a glu-kind entry of two tensors (a: up, b: gate): saves the two
+    inputs only (no activation, no output); backward writes both gradients in one pass."""
+
+    class FnC(torch.autograd.Function):
+        generate_vmap_rule = True
+
+        @staticmethod
+        def forward(a: Any, b: Any) -> Any:
+            return _pair_value(ALL[name], a, b)
+
+        @staticmethod
+        def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+            ctx.save_for_backward(*inputs)
+
+        @staticmethod
+        def backward(ctx: Any, g: Any) -> Any:
+            a, b = ctx.saved_tensors
+            return _pair_grad(ALL[name], g, a, b)
+
+    class Fn(FnC):
+        @staticmethod
+        def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+            FnC.setup_context(ctx, inputs, output)
+            ctx.save_for_forward(*inputs)
+
+        @staticmethod
+        def jvp(ctx: Any, ta: Any, tb: Any) -> Any:
+            a, b = ctx.saved_tensors
+            da, db = _work(ALL[name], "deriv", (a, b), ())
+            out = None if ta is None else _scaled(ta, da)
+            if tb is not None:
+                out = _scaled(tb, db) if out is None else out + _scaled(tb, db)
+            return out
+
+    Fn.__name__ = Fn.__qualname__ = f"kaun_{name}_pair"
+    FnC.__name__ = FnC.__qualname__ = f"kaun_{name}_pair_compiled"
     return Fn, FnC
 
 
@@ -521,7 +627,8 @@ def _prelu_function() -> tuple[Any, Any]:
 # cannot trace the creation of a class).
 # (per entry: the Functions of orders 0, 1 and 2)
 _FNS = {e.key: [_function(e, k) for k in range(3)] for e in ALL.values() if e.kind == "elementwise"}
-_GLU = _glu_function()
+_GLU = {e.key: _glu_function(e.key) for e in ALL.values() if e.kind == "glu"}
+_PAIR = {e.key: _pair_function(e.key) for e in ALL.values() if e.kind == "glu"}
 _PRELU = _prelu_function()
 _FLOATS = frozenset(_IO)
 
@@ -623,8 +730,15 @@ class TorchBackend(Backend):
     def glu(self, entry: Entry, x: Any, ax: int) -> Any:
         _dense(entry.qualname, x)  # (after _dispatch's cache of checked shapes)
         if _function_path(x):
-            return _apply(_GLU, x, ax)
+            return _apply(_GLU[entry.key], x, ax)
         return _glu_value(entry, x, ax)
+
+    def gated(self, entry: Entry, a: Any, b: Any) -> Any:
+        _dense(entry.qualname, a, "up")  # (after _dispatch's cache of checked shapes)
+        _dense(entry.qualname, b, "gate")
+        if _function_path(a, b):
+            return _apply(_PAIR[entry.key], a, b)
+        return _pair_value(entry, a, b)
 
     def glu_deriv(self, entry: Entry, x: Any, ax: int) -> tuple[Any, Any]:
         da, db = _work(entry, "deriv", halves(x, ax), ())

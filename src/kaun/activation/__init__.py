@@ -1,4 +1,5 @@
-"""kaun.activation: the 25 activation functions of Kaun, on any array.
+"""kaun.activation: the 25 activation functions of Kaun, and six of today's models beyond them
+(the gated family swiglu, geglu, geglu_approx, reglu; relu_squared, quick_gelu), on any array.
 
 ``import kaun.activation as A``; ``A.gelu(x)`` takes a NumPy, PyTorch, JAX, Dask, CuPy or any
 Array API array and returns the same kind of array, with the same shape, dtype and device,
@@ -11,6 +12,8 @@ from typing import Any as _Any
 from ._defs import (
     celu,
     elu,
+    geglu,
+    geglu_approx,
     gelu,
     gelu_approx,
     glu,
@@ -22,8 +25,11 @@ from ._defs import (
     log_sigmoid,
     mish,
     prelu,
+    quick_gelu,
+    reglu,
     relu,
     relu6,
+    relu_squared,
     selu,
     sigmoid,
     silu,
@@ -32,6 +38,7 @@ from ._defs import (
     sparse_plus,
     sparse_sigmoid,
     squareplus,
+    swiglu,
     swish,
     tanh,
 )
@@ -78,6 +85,13 @@ __all__ = [
     "glu",
     "sparse_plus",
     "sparse_sigmoid",
+    # beyond the spec: the gated family and two elementwise ones of today's models
+    "swiglu",
+    "geglu",
+    "geglu_approx",
+    "reglu",
+    "relu_squared",
+    "quick_gelu",
     "derivative",
     "get",
     "names",

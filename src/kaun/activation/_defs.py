@@ -19,8 +19,8 @@ from decimal import Context, Decimal
 from typing import Any, TypeVar
 
 from .. import _special as sp
-from .._core import ALL, ENTRIES, Entry
-from ._dispatch import apply, apply_glu, apply_prelu
+from .._core import ALL, ENTRIES, EXTRAS, Entry
+from ._dispatch import apply, apply_gated, apply_glu, apply_prelu
 
 ArrayT = TypeVar("ArrayT")
 Array = Any
@@ -37,7 +37,7 @@ def _register(entry: Entry) -> Callable[[F], F]:
     def deco(fn: F) -> F:
         entry.fn = fn
         fn._kaun_entry = entry  # type: ignore[attr-defined]
-        ENTRIES[entry.name] = ALL[entry.key] = entry
+        (EXTRAS if entry.extra else ENTRIES)[entry.name] = ALL[entry.key] = entry
         return fn
 
     return deco
@@ -1234,6 +1234,243 @@ def glu(x: ArrayT, /, *, axis: int = -1) -> ArrayT:
         array([0.26894142, 1.        ])
     """
     return apply_glu(_GLU, x, axis)
+
+
+# -- the gated family (beyond the spec): glu's split, another activation on the gate -----------
+# One convention for all (glu's, torch.nn.functional.glu's): ``first * act(second)``; by name,
+# ``up * act(gate)``. Each formula is the activation's own (_silu, _gelu, ...) times the value half;
+# the derivatives are (act(gate), up * act'(gate)), the activation's own derivative formula.
+
+
+def _gated(o: Any, a: Array, b: Array, fb: Array, odd: bool) -> Array:
+    """a * fb with fb = act(b), act one of silu, gelu, gelu_approx (``odd``: of b's sign, 0 only at
+    0) or relu (0 for b <= 0). Where one input is infinite and the other finite, the limit along
+    the infinite one: a = +-inf gives +-inf times the sign of act(b), 0 where act(b) = 0 (not
+    inf * an underflowed act(b) = NaN); a = 0 with b = +inf gives 0 (not 0 * inf)."""
+    big = o.big(a)
+    zero = (a >= 0.0) & (a <= 0.0)
+    y = a * o.where(zero, _fin(o, fb), fb)
+    nought = 0.0 * _fin(o, a)
+    lim = o.where(b > 0.0, a, o.where(b < 0.0, -a, nought) if odd else nought)
+    return o.where((o.abs(a) > big) & (o.abs(b) <= big), lim, y)
+
+
+def _gate_deriv(o: Any, a: Array, fb: Array, db: Array) -> tuple[Array, Array]:
+    """(d/da, d/db) of a * act(b): (act(b), a act'(b))."""
+    return fb, a * db
+
+
+def _swiglu(o: Any, a: Array, b: Array) -> Array:
+    return _gated(o, a, b, _silu(o, b), True)
+
+
+def _d_swiglu(o: Any, a: Array, b: Array) -> tuple[Array, Array]:
+    return _gate_deriv(o, a, _silu(o, b), _d_silu(o, b))
+
+
+def _geglu(o: Any, a: Array, b: Array) -> Array:
+    return _gated(o, a, b, _gelu(o, b), True)
+
+
+def _d_geglu(o: Any, a: Array, b: Array) -> tuple[Array, Array]:
+    return _gate_deriv(o, a, _gelu(o, b), _d_gelu(o, b))
+
+
+def _geglu_approx(o: Any, a: Array, b: Array) -> Array:
+    return _gated(o, a, b, _gelu_approx(o, b), True)
+
+
+def _d_geglu_approx(o: Any, a: Array, b: Array) -> tuple[Array, Array]:
+    return _gate_deriv(o, a, _gelu_approx(o, b), _d_gelu_approx(o, b))
+
+
+def _reglu(o: Any, a: Array, b: Array) -> Array:
+    return _gated(o, a, b, _relu(o, b), False)
+
+
+def _d_reglu(o: Any, a: Array, b: Array) -> tuple[Array, Array]:
+    return _gate_deriv(o, a, _relu(o, b), _d_relu(o, b))
+
+
+def _gated_entry(name: str, act: str, value: Any, deriv: Any) -> Entry:
+    return Entry(name, "gating", f"first * {act}(second), halves along axis; up * {act}(gate)",
+                 value, deriv, params=(("axis", -1),), kind="glu", prep=_prep_none, extra=True)
+
+
+_SWIGLU = _gated_entry("swiglu", "silu", _swiglu, _d_swiglu)
+_GEGLU = _gated_entry("geglu", "gelu", _geglu, _d_geglu)
+_GEGLU_APPROX = _gated_entry("geglu_approx", "gelu_approx", _geglu_approx, _d_geglu_approx)
+_REGLU = _gated_entry("reglu", "relu", _reglu, _d_reglu)
+
+_GATED_FORMS = """
+    Two call forms, the same bits. ``{name}(x, axis=-1)`` splits ``x`` in two equal halves along
+    ``axis``: ``first * {act}(second)``, the half order of ``glu`` and ``torch.nn.functional.glu``.
+    ``{name}(gate=g, up=u)`` takes two arrays of one shape, dtype and device: ``u * {act}(g)``, by
+    name only, so that gate and value cannot be swapped. Hugging Face LLaMA's
+    ``act(gate_proj(x)) * up_proj(x)`` is ``{name}(gate=gate_proj(x), up=up_proj(x))``;
+    Megatron-LM's ``{act}(x[0]) * x[1]`` of ``torch.chunk(x, 2, -1)`` is
+    ``{name}(gate=x[0], up=x[1])``.
+
+    An odd size along ``axis``, an axis out of range, both forms at once, gate without up, or
+    gate and up of different shapes, dtypes, devices or libraries raise ``ValueError`` or
+    ``TypeError`` naming the argument.
+"""
+
+
+@_register(_SWIGLU)
+def swiglu(x: ArrayT | None = None, /, *, axis: int = -1, gate: ArrayT | None = None,
+           up: ArrayT | None = None) -> ArrayT:
+    """SwiGLU (Shazeer 2020; LLaMA, Mistral, Qwen): ``up * silu(gate)``.
+    {forms}
+    Derivative: ``silu(gate)`` for up, ``up * silu'(gate)`` for gate (silu's own formulas).
+    Where one input is infinite and the other finite: the limit along it (``up = inf`` with
+    ``gate < 0`` is -inf, not NaN).
+
+    Example:
+        >>> A.swiglu(np.array([1.0, 2.0, -1.0, 1.0]))
+        array([-0.26894142,  1.46211716])
+        >>> A.swiglu(gate=np.array([-1.0, 1.0]), up=np.array([1.0, 2.0]))
+        array([-0.26894142,  1.46211716])
+    """
+    return apply_gated(_SWIGLU, x, axis, gate, up)
+
+
+@_register(_GEGLU)
+def geglu(x: ArrayT | None = None, /, *, axis: int = -1, gate: ArrayT | None = None,
+          up: ArrayT | None = None) -> ArrayT:
+    """GeGLU with the exact (erf) gelu (Shazeer 2020; Gemma uses ``geglu_approx``):
+    ``up * gelu(gate)``.
+    {forms}
+    Derivative: ``gelu(gate)`` for up, ``up * gelu'(gate)`` for gate (gelu's own formulas).
+
+    Example:
+        >>> A.geglu(np.array([1.0, 2.0, -1.0, 1.0]))
+        array([-0.15865525,  1.68268949])
+    """
+    return apply_gated(_GEGLU, x, axis, gate, up)
+
+
+@_register(_GEGLU_APPROX)
+def geglu_approx(x: ArrayT | None = None, /, *, axis: int = -1, gate: ArrayT | None = None,
+                 up: ArrayT | None = None) -> ArrayT:
+    """GeGLU with the tanh form of gelu (``gelu_approx``; Gemma's ``gelu_pytorch_tanh``):
+    ``up * gelu_approx(gate)``.
+    {forms}
+    Derivative: ``gelu_approx(gate)`` for up, ``up * gelu_approx'(gate)`` for gate.
+
+    Example:
+        >>> A.geglu_approx(np.array([1.0, 2.0, -1.0, 1.0]))
+        array([-0.15880801,  1.68238398])
+    """
+    return apply_gated(_GEGLU_APPROX, x, axis, gate, up)
+
+
+@_register(_REGLU)
+def reglu(x: ArrayT | None = None, /, *, axis: int = -1, gate: ArrayT | None = None,
+          up: ArrayT | None = None) -> ArrayT:
+    """ReGLU (Shazeer 2020): ``up * relu(gate)``.
+    {forms}
+    Derivative: ``relu(gate)`` for up, ``up`` for gate > 0 and 0 for gate <= 0 (relu's 0 at the
+    kink, as torch's autograd of ``F.relu(gate) * up``).
+
+    Example:
+        >>> A.reglu(np.array([1.0, 2.0, -1.0, 1.0]))
+        array([0., 2.])
+    """
+    return apply_gated(_REGLU, x, axis, gate, up)
+
+
+for _f, _act in ((swiglu, "silu"), (geglu, "gelu"), (geglu_approx, "gelu_approx"), (reglu, "relu")):
+    _f.__doc__ = (_f.__doc__ or "").replace(
+        "{forms}", _GATED_FORMS.format(name=_f.__name__, act=_act))
+
+
+# -- elementwise, beyond the spec: relu_squared (Primer), quick_gelu (CLIP) ----------------------
+
+
+def _relu_squared(o: Any, x: Array) -> Array:
+    r = _relu(o, x)
+    return r * r
+
+
+def _d_relu_squared(o: Any, x: Array) -> Array:
+    return 2.0 * _relu(o, x)
+
+
+def _d2_relu_squared(o: Any, x: Array) -> Array:
+    return 2.0 * _d_relu(o, x)  # 0 at the kink: the x < 0 side, as relu's
+
+
+_RELU_SQUARED = Entry("relu_squared", "standard", "max(x, 0)^2", _relu_squared, _d_relu_squared,
+                      deriv2=_d2_relu_squared, extra=True)
+
+
+@_register(_RELU_SQUARED)
+def relu_squared(x: ArrayT, /) -> ArrayT:
+    """Squared ReLU (So et al. 2021, Primer; Hugging Face's ``relu2``): ``max(x, 0)^2``.
+
+    Derivative: ``2 max(x, 0)``; the second derivative 2 for x > 0, else 0 (0 at the kink, as
+    relu's derivative).
+
+    Example:
+        >>> A.relu_squared(np.array([-2.0, 0.5, 3.0]))
+        array([0.  , 0.25, 9.  ])
+    """
+    return apply(_RELU_SQUARED, x, ())
+
+
+# quick_gelu's 1.702 as a decimal, split per working precision (k = hi + lo): the rounding of the
+# constant and of the product k x would cost |k x| ulp of exp(-|k x|) in the tail
+_QG_K = Decimal("1.702")
+_QG_SPLIT = {p: (h, float(_D50.subtract(_QG_K, Decimal(h)))) for p, h in (
+    (32, sp.round_const(1.702, 32)[0]), (64, 1.702))}
+
+
+def _qg_parts(o: Any, x: Array) -> tuple[Array, Array, Array, Array, Array, Array, Array, Array]:
+    """(xl, z, c, pos, ts, sc, t, r): xl = x with -inf -> the most negative finite; 1.702 x =
+    z + c (c the rounding of the product and of the constant), t = exp(-|z|) = ts sc, r = 1/(1+t);
+    sigmoid(1.702 x) = s (1 + sn c) to first order (s = r, sn = t r for x >= 0, swapped below)."""
+    k_hi, k_lo = _QG_SPLIT[o.prec(x)]
+    xl = _lo(o, x)
+    xc = o.clip(x, -1e3, 1e3)  # (past it exp is 0 in every dtype; two_prod must not overflow)
+    z, e = sp.two_prod_const(o, xc, k_hi)
+    c = e + xc * k_lo
+    pos, _, ts, sc, t, r = _sig_parts(o, z)
+    return xl, z, c, pos, ts, sc, t, r
+
+
+def _quick_gelu(o: Any, x: Array) -> Array:
+    xl, _, c, pos, ts, sc, t, r = _qg_parts(o, x)
+    return o.where(pos, xl * r * (1.0 + t * r * c), (((xl * ts) * r) * (1.0 + r * c)) * sc)
+
+
+def _d_quick_gelu(o: Any, x: Array) -> Array:
+    # s + 1.702 x s sn = s (1 + z sn), s and sn corrected by c as in the value
+    _, z, c, pos, ts, sc, t, r = _qg_parts(o, x)
+    tr = t * r
+    d_pos = r * (1.0 + tr * c) * (1.0 + z * tr * (1.0 - r * c))
+    d_neg = ((ts * r) * (1.0 + r * c) * (1.0 + z * r * (1.0 - tr * c))) * sc
+    return o.where(pos, d_pos, d_neg)
+
+
+_QUICK_GELU = Entry("quick_gelu", "smooth", "x * sigmoid(1.702 x)", _quick_gelu, _d_quick_gelu,
+                    smooth=True, extra=True)
+
+
+@_register(_QUICK_GELU)
+def quick_gelu(x: ArrayT, /) -> ArrayT:
+    """Quick GELU (CLIP; Hugging Face's ``quick_gelu``): ``x * sigmoid(1.702 x)``, with 1.702
+    exact (the rounding of the constant and of ``1.702 x`` carried as an error term, so the
+    negative tail keeps its relative precision).
+
+    Derivative: ``sigmoid(1.702 x) (1 + 1.702 x sigmoid(-1.702 x))``; orders 2 and 3 by
+    forward-mode differentiation of it (kaun._dual).
+
+    Example:
+        >>> A.quick_gelu(np.array([-1.0, 0.0, 1.0]))
+        array([-0.15420423,  0.        ,  0.84579577])
+    """
+    return apply(_QUICK_GELU, x, ())
 
 
 # ================================ Sparse activations ==========================================

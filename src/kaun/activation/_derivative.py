@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 from array_api_compat import array_namespace
 
-from .._core import ENTRIES, Entry
+from .._core import ENTRIES, EXTRAS, Entry
 from ._defs import PRELU_SCALAR
-from ._dispatch import backend_of, check_float32_range, prepare
+from ._dispatch import backend_of, check_float32_range, check_pair, prepare
 from ._params import axis as check_axis
 from ._params import hyper
 
@@ -25,7 +25,7 @@ def _entry_of(fn: Any) -> tuple[Entry, dict[str, Any]]:
     if isinstance(fn, functools.partial) and not fn.args:
         inner, bound = fn.func, dict(fn.keywords)
     entry: Entry | None = getattr(inner, "_kaun_entry", None)
-    if entry is None or ENTRIES.get(entry.name) is not entry:
+    if entry is None or (ENTRIES.get(entry.name) or EXTRAS.get(entry.name)) is not entry:
         raise TypeError(
             "kaun.activation.derivative: fn must be one of kaun.activation's functions (or "
             f"A.get(name, **hyper-parameters)), got {fn!r}"
@@ -50,7 +50,9 @@ def derivative(fn: Callable[..., Any], order: int = 1) -> Callable[..., Any]:
     - ``derivative(prelu)(x, alpha, g)`` is the vector-Jacobian product ``(dL/dx, dL/dalpha)`` for
       the cotangent ``g`` (dL/dalpha summed over alpha's broadcast axes; a float for a number alpha).
     - ``derivative(glu)(x, g, axis=-1)`` is the vector-Jacobian product ``dL/dx`` for the
-      cotangent ``g`` (shape of ``glu(x)``).
+      cotangent ``g`` (shape of ``glu(x)``); the same for the gated family (swiglu, geglu,
+      geglu_approx, reglu), whose two-array form has ``derivative(swiglu)(g, gate=, up=)``, the
+      pair ``(dL/dgate, dL/dup)``.
 
     ``fn`` may be a function configured by ``A.get(name, **params)``: its hyper-parameters
     (prelu's alpha, glu's axis) are the defaults of the derivative, as if passed to each call
@@ -95,7 +97,7 @@ def derivative(fn: Callable[..., Any], order: int = 1) -> Callable[..., Any]:
 
 
 def _glu_vjp(entry: Entry, default_axis: Any) -> Callable[..., Any]:
-    def vjp(x: Any, g: Any, /, *, axis: Any = default_axis) -> Any:
+    def split(x: Any, g: Any, axis: Any) -> Any:
         be, x = prepare(entry, x)
         ax = check_axis(entry.qualname, axis, len(x.shape))
         if x.shape[ax] % 2:
@@ -106,7 +108,29 @@ def _glu_vjp(entry: Entry, default_axis: Any) -> Callable[..., Any]:
         xp = _namespace(x)
         return xp.concat([g * da, g * db], axis=ax)
 
-    return vjp
+    if not entry.extra:  # glu: the spec's signature, the split form only
+        def vjp(x: Any, g: Any, /, *, axis: Any = default_axis) -> Any:
+            return split(x, g, axis)
+
+        return vjp
+
+    def vjp_gated(*args: Any, axis: Any = default_axis, gate: Any = None, up: Any = None) -> Any:
+        q = entry.qualname
+        if gate is None and up is None:
+            if len(args) != 2:
+                raise TypeError(f"{q}: the derivative takes (x, g) or (g, gate=, up=)")
+            return split(args[0], args[1], axis)
+        if gate is None or up is None or len(args) != 1:
+            raise TypeError(f"{q}: the derivative of the two-array form takes (g, gate=, up=)")
+        be, u, gt = check_pair(entry, gate, up)
+        g = args[0]
+        with np.errstate(all="ignore"):
+            d_up, d_gate = be.formula(entry, "deriv", (u, gt), ())
+        return g * d_gate, g * d_up
+
+    vjp_gated.__doc__ = (f"The vjp of {entry.qualname}: (x, g, axis=-1) -> dL/dx, or (g, gate=, up=) "
+                         "-> (dL/dgate, dL/dup).")
+    return vjp_gated
 
 
 def _prelu_vjp(entry: Entry, bound: dict[str, Any]) -> Callable[..., Any]:

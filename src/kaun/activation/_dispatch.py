@@ -57,14 +57,14 @@ def backend_of(qualname: str, x: Any, arg: str = "x") -> Any:
     return be
 
 
-def prepare(entry: Entry, x: Any) -> tuple[Any, Any]:
-    """(backend, x as an array of that backend), dtype checked."""
-    be = backend_of(entry.qualname, x)
+def prepare(entry: Entry, x: Any, arg: str = "x") -> tuple[Any, Any]:
+    """(backend, x as an array of that backend), dtype checked; errors name the argument."""
+    be = backend_of(entry.qualname, x, arg)
     if be.converts:
         x = be.convert(entry, x)
-    check_dtype(entry.qualname, dtype_name(x.dtype), entry.ints)
+    check_dtype(entry.qualname, dtype_name(x.dtype), entry.ints, arg)
     if be.check is not None:  # (torch: a sparse or nested tensor, before its shape is read)
-        be.check(entry.qualname, x)
+        be.check(entry.qualname, x, arg)
     return be, x
 
 
@@ -200,3 +200,66 @@ def _glu(entry: Entry, x: Any, axis: Any) -> Any:
         _GLU_OK[key] = (be, ax)
     return be.glu(entry, x, ax)
 
+
+
+def apply_gated(entry: Entry, x: T | None, axis: Any, gate: T | None, up: T | None) -> T:
+    """A gated function (swiglu, geglu, ...) in either call form: ``x`` split along ``axis``
+    (``first * act(second)``, as glu), or two arrays by name, ``up * act(gate)``."""
+    q = entry.qualname
+    if gate is None and up is None:
+        if x is None:
+            raise TypeError(f"{q}: pass x (split in two along axis) or both gate= and up=")
+        return cast(T, _glu(entry, x, axis))
+    if x is not None:
+        raise TypeError(f"{q}: pass either x (split in two along axis) or gate= and up=, not both")
+    if gate is None or up is None:
+        missing = "gate" if gate is None else "up"
+        raise TypeError(f"{q}: {missing}= is missing (gate= and up= go together)")
+    if type(axis) is not int or axis != -1:
+        raise TypeError(f"{q}: axis is for the split form (x); with gate= and up= leave it out")
+    key: Any = None
+    ua: Any = up
+    ga: Any = gate
+    try:  # the checks depend on nothing else (torch's dense layout: checked by its backend)
+        key = (type(ua), type(ga), ua.dtype, ga.dtype, ua.shape, ga.shape,
+               getattr(ua, "device", None), getattr(ga, "device", None))
+        hit = _PAIR_OK.get(key)
+    except (AttributeError, TypeError, RuntimeError):  # a number or list, an unhashable shape
+        key = hit = None
+    if hit is not None:
+        return cast(T, hit.gated(entry, up, gate))
+    be, u, g = check_pair(entry, gate, up)
+    if key is not None and not be.converts and len(_PAIR_OK) < _FAST_MAX:
+        _PAIR_OK[key] = be
+    return cast(T, be.gated(entry, u, g))
+
+
+# (types, dtypes, shapes and devices of up and gate) that passed the checks -> backend
+_PAIR_OK: dict[Any, Any] = {}
+
+
+def check_pair(entry: Entry, gate: Any, up: Any) -> tuple[Any, Any, Any]:
+    """(backend, up, gate) as arrays of that backend, after the checks of the two-array form:
+    the same library, dtype, shape and device; errors name the argument."""
+    q = entry.qualname
+    be, u = prepare(entry, up, "up")
+    bg, g = prepare(entry, gate, "gate")
+    if bg.name != be.name:  # (a Python number or list beside a NumPy array: both NumPy)
+        raise TypeError(
+            f"{q}: gate and up must be arrays of the same library, got {be.name} (up) and "
+            f"{bg.name} (gate)"
+        )
+    if dtype_name(g.dtype) != dtype_name(u.dtype):
+        raise TypeError(
+            f"{q}: gate and up must have the same dtype, got {dtype_name(g.dtype)} (gate) and "
+            f"{dtype_name(u.dtype)} (up); cast one first"
+        )
+    if tuple(g.shape) != tuple(u.shape):
+        raise ValueError(
+            f"{q}: gate and up must have the same shape, got {tuple(g.shape)} (gate) and "
+            f"{tuple(u.shape)} (up)"
+        )
+    dg, du = getattr(g, "device", None), getattr(u, "device", None)
+    if str(dg) != str(du):
+        raise ValueError(f"{q}: gate and up must be on the same device, got {dg} (gate) and {du} (up)")
+    return be, u, g

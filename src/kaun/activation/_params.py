@@ -9,12 +9,12 @@ from typing import Any
 from .._core import FLOAT_NAMES, INT_NAMES
 
 
-def check_dtype(qualname: str, name: str, ints: bool) -> None:
+def check_dtype(qualname: str, name: str, ints: bool, arg: str = "x") -> None:
     if name in FLOAT_NAMES or (ints and name in INT_NAMES):
         return
     wanted = "a real numeric dtype" if ints else "a real floating dtype"
     hint = "cast it first" if name in INT_NAMES or name == "bool" else "use float16, bfloat16, float32 or float64"
-    raise TypeError(f"{qualname}: x must have {wanted}, got {name}; {hint}")
+    raise TypeError(f"{qualname}: {arg} must have {wanted}, got {name}; {hint}")
 
 
 def real(qualname: str, arg: str, v: Any) -> float:

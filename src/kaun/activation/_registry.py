@@ -7,7 +7,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, cast
 
-from .._core import ENTRIES, Entry
+from .._core import ENTRIES, EXTRAS, Entry
 from ._defs import hard_swish, swish
 
 # Names other libraries use for the same functions.
@@ -41,16 +41,29 @@ ALIASES = {
     "gelu_new": "gelu_approx",
     "gelu_fast": "gelu_approx",
     "gelu_pytorch_tanh": "gelu_approx",
+    # beyond the spec, by Hugging Face's ACT2FN names and others
+    "relu2": "relu_squared",  # ACT2FN's ReLUSquaredActivation
+    "squared_relu": "relu_squared",
+    "quickgelu": "quick_gelu",
+    "gelu_quick": "quick_gelu",
+    "silu_glu": "swiglu",
+    "swish_glu": "swiglu",
+    "gelu_glu": "geglu",
+    "geglu_tanh": "geglu_approx",
+    "relu_glu": "reglu",
+    "gegluapprox": "geglu_approx",  # kaun.nn's class names, lower-cased
+    "relusquared": "relu_squared",
 }
 _PUBLIC = {"swish": swish, "hard_swish": hard_swish}
 
 
-def names() -> list[str]:
-    """The 25 function names of the spec, in the spec's order."""
+def names(*, extras: bool = False) -> list[str]:
+    """The 25 function names of the spec, in the spec's order; with ``extras=True`` followed by
+    the functions beyond the spec (swiglu, geglu, geglu_approx, reglu, relu_squared, quick_gelu)."""
     out = list(ENTRIES)
     out.insert(out.index("silu") + 1, "swish")
     out.insert(out.index("hard_silu") + 1, "hard_swish")
-    return out
+    return out + list(EXTRAS) if extras else out
 
 
 def get(name: str, /, **params: Any) -> Callable[..., Any]:
@@ -70,9 +83,9 @@ def get(name: str, /, **params: Any) -> Callable[..., Any]:
     if key in _PUBLIC:
         fn = _PUBLIC[key]
     else:
-        found = ENTRIES.get(ALIASES.get(key, key))
+        found = ENTRIES.get(ALIASES.get(key, key)) or EXTRAS.get(ALIASES.get(key, key))
         if found is None:
-            close = difflib.get_close_matches(key, list(ENTRIES) + list(ALIASES), n=3, cutoff=0.5)
+            close = difflib.get_close_matches(key, [*ENTRIES, *EXTRAS, *ALIASES], n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
             raise ValueError(f"kaun.activation.get: unknown activation {name!r}{hint}")
         fn = cast("Callable[..., Any]", found.fn)  # set by @_register for every entry
