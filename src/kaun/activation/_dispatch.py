@@ -11,7 +11,7 @@ from typing import Any, TypeVar, cast
 
 import numpy as np
 
-from .._core import ALL, Entry, dtype_name
+from .._core import ALL, FAST, LRU, Entry, dtype_name
 from ._params import axis as check_axis
 from ._params import check_dtype, hyper, real
 
@@ -83,7 +83,7 @@ def check_float32_range(entry: Entry, x: Any, p: tuple[float, ...]) -> None:
             )
 
 
-_FAST_MAX = 64  # fast callables kept per entry (distinct array types x hyper-parameters)
+_FAST_MAX = FAST  # fast callables kept per entry (Entry.fast, an LRU)
 
 
 def _cacheable(params: tuple[Any, ...]) -> bool:
@@ -102,10 +102,14 @@ def apply(entry: Entry, x: T, params: tuple[Any, ...]) -> T:
     # after a call that passed every check; it re-checks only what varies per array (the dtype)
     # and returns None to send the call down the checked path below.
     key = (type(x), params)
-    f = entry.fast.get(key) if not params or _cacheable(params) else None
+    fast = entry.fast
+    cache = not params or _cacheable(params)
+    f = fast.get(key) if cache else None
     if f is not None:
         y = f(x)
         if y is not None:
+            if len(fast) >= _FAST_MAX:  # (LRU.hit, inlined: recency matters once full)
+                fast.hit(key)
             return y  # type: ignore[no-any-return]
     be, a = prepare(entry, x)
     if params:
@@ -114,10 +118,10 @@ def apply(entry: Entry, x: T, params: tuple[Any, ...]) -> T:
     else:
         p = ()
     y = be.elementwise(entry, a, p)
-    if f is None and a is x and len(entry.fast) < _FAST_MAX and (not params or _cacheable(params)):
-        fast = be.fast(entry, p)
-        if fast is not None:
-            entry.fast[key] = fast
+    if f is None and a is x and cache:
+        g = be.fast(entry, p)
+        if g is not None:
+            fast.put(key, g)
     return cast(T, y)
 
 
@@ -127,7 +131,7 @@ def apply_prelu(entry: Entry, x: T, alpha: Any) -> T:
 
 # (type(x), type(alpha), dtypes, shapes) that passed prelu's checks -> backend: the checks
 # depend on nothing else
-_PRELU_OK: dict[Any, Any] = {}
+_PRELU_OK = LRU(_FAST_MAX)
 
 
 def _prelu(entry: Entry, x: Any, alpha: Any) -> Any:
@@ -136,6 +140,8 @@ def _prelu(entry: Entry, x: Any, alpha: Any) -> Any:
     try:
         key = (type(x), type(alpha), x.dtype, alpha.dtype, x.shape, alpha.shape)
         be = _PRELU_OK.get(key)
+        if be is not None and len(_PRELU_OK) >= _PRELU_OK.bound:  # (LRU.hit, inlined)
+            _PRELU_OK.hit(key)
     except (AttributeError, TypeError):  # a number alpha, or an unhashable shape
         key = None
     if be is not None:
@@ -162,8 +168,8 @@ def _prelu(entry: Entry, x: Any, alpha: Any) -> Any:
         raise ValueError(
             f"{entry.qualname}: alpha of shape {as_} does not broadcast to x's shape {xs}"
         )
-    if key is not None and not be.converts and len(_PRELU_OK) < _FAST_MAX:
-        _PRELU_OK[key] = be
+    if key is not None and not be.converts:
+        _PRELU_OK.put(key, be)
     return be.prelu(entry, x, alpha)
 
 
@@ -172,7 +178,7 @@ def apply_glu(entry: Entry, x: T, axis: Any) -> T:
 
 
 # (type(x), dtype, shape, axis) that passed glu's checks -> (backend, axis as a non-negative int)
-_GLU_OK: dict[Any, Any] = {}
+_GLU_OK = LRU(_FAST_MAX)
 
 
 def _glu(entry: Entry, x: Any, axis: Any) -> Any:
@@ -181,6 +187,8 @@ def _glu(entry: Entry, x: Any, axis: Any) -> Any:
         try:
             key = (type(x), x.dtype, x.shape, axis)
             hit = _GLU_OK.get(key)
+            if hit is not None and len(_GLU_OK) >= _GLU_OK.bound:  # (LRU.hit, inlined)
+                _GLU_OK.hit(key)
         except (AttributeError, TypeError):  # not an array, or an unhashable shape
             key = hit = None
         if hit is not None:
@@ -192,7 +200,7 @@ def _glu(entry: Entry, x: Any, axis: Any) -> Any:
         raise ValueError(
             f"{entry.qualname}: the size {n} of axis {axis} does not split into two equal halves"
         )
-    if key is not None and not be.converts and len(_GLU_OK) < _FAST_MAX:
-        _GLU_OK[key] = (be, ax)
+    if key is not None and not be.converts:
+        _GLU_OK.put(key, (be, ax))
     return be.glu(entry, x, ax)
 
