@@ -1,6 +1,7 @@
 """Caches keyed by what a caller chooses (hyper-parameter values, shapes) stay bounded and keep
 serving new keys (kaun._core.LRU): the dispatch fast paths, the checked prelu and glu calls and
-the compiled kernels' table evict the least recently used past their bound."""
+the compiled kernels' table evict the least recently used past their bound; torch.compile's
+traces do not depend on them."""
 
 from __future__ import annotations
 
@@ -81,3 +82,23 @@ def test_compiled_kernels_evict_the_least_recently_used() -> None:
         assert len(K._COMPILED) <= K._MAX_COMPILED
     assert K.compiled(entry, (0.5,), "float32") is c0
     assert K.compiled(entry, (1.0 + 599 / 1000,), "float32") is not None
+
+
+# dynamo builds an autograd.Function of its own under a DeprecationWarning (torch 2.13)
+@pytest.mark.filterwarnings("ignore:.*should not be instantiated:DeprecationWarning")
+def test_torch_compile_survives_eager_sweeps() -> None:
+    """A fullgraph torch.compile'd function calling elu, between eager calls of elu with 12 new
+    values: no recompilation (the dispatch caches are not part of what dynamo traces; it used to
+    fail at the 8th)."""
+    import torch._dynamo.utils as dynamo_utils
+
+    torch._dynamo.reset()
+    ALL["elu"].fast.clear()  # (room for new keys: a full dict never changed, before)
+    x = torch.randn(64)
+    f = torch.compile(lambda t: A.elu(t, alpha=0.5), fullgraph=True, backend="eager")
+    want = f(x)
+    graphs = dynamo_utils.counters["stats"]["unique_graphs"]
+    for i in range(12):
+        A.elu(x, alpha=1.0 + i)
+        assert torch.equal(f(x), want)
+    assert dynamo_utils.counters["stats"]["unique_graphs"] == graphs

@@ -21,6 +21,19 @@ _CACHE: dict[type, Any] = {}
 _PY_SCALARS = (int, float, bool, complex, list, tuple)
 
 
+def _never() -> bool:
+    return False
+
+
+# Whether torch.compile (dynamo) is tracing this call: torch.compiler.is_dynamo_compiling (False
+# in eager, at the cost of a call; True to dynamo) once a torch tensor has been seen. A trace
+# skips the caches below (keyed by what the caller chooses, they change as eager calls come and
+# go): read in a trace, each change would fail dynamo's guards on them and recompile the traced
+# function (8 eager calls with new hyper-parameter values failed a fullgraph torch.compile);
+# the checked path traces to the same graph.
+_tracing: Any = _never
+
+
 def _find(t: type, x: Any) -> Any:
     from .. import _backends as B
 
@@ -28,6 +41,8 @@ def _find(t: type, x: Any) -> Any:
     if root == "numpy" or isinstance(x, (np.ndarray, np.generic)):  # subclasses from anywhere
         return B.numpy_backend()
     if "torch" in sys.modules and isinstance(x, sys.modules["torch"].Tensor):
+        global _tracing
+        _tracing = sys.modules["torch"].compiler.is_dynamo_compiling
         return B.torch_backend()
     if "jax" in sys.modules and isinstance(x, sys.modules["jax"].Array):
         return B.jax_backend()
@@ -103,7 +118,7 @@ def apply(entry: Entry, x: T, params: tuple[Any, ...]) -> T:
     # and returns None to send the call down the checked path below.
     key = (type(x), params)
     fast = entry.fast
-    cache = not params or _cacheable(params)
+    cache = (not params or _cacheable(params)) and not _tracing()
     f = fast.get(key) if cache else None
     if f is not None:
         y = f(x)
@@ -138,10 +153,11 @@ def _prelu(entry: Entry, x: Any, alpha: Any) -> Any:
     key: Any = None
     be: Any = None
     try:
-        key = (type(x), type(alpha), x.dtype, alpha.dtype, x.shape, alpha.shape)
-        be = _PRELU_OK.get(key)
-        if be is not None and len(_PRELU_OK) >= _PRELU_OK.bound:  # (LRU.hit, inlined)
-            _PRELU_OK.hit(key)
+        if not _tracing():
+            key = (type(x), type(alpha), x.dtype, alpha.dtype, x.shape, alpha.shape)
+            be = _PRELU_OK.get(key)
+            if be is not None and len(_PRELU_OK) >= _PRELU_OK.bound:  # (LRU.hit, inlined)
+                _PRELU_OK.hit(key)
     except (AttributeError, TypeError):  # a number alpha, or an unhashable shape
         key = None
     if be is not None:
@@ -183,7 +199,7 @@ _GLU_OK = LRU(_FAST_MAX)
 
 def _glu(entry: Entry, x: Any, axis: Any) -> Any:
     key: Any = None
-    if type(axis) is int:  # (True == 1: a bool axis takes the checked path and its TypeError)
+    if type(axis) is int and not _tracing():  # (True == 1: a bool axis takes the checked path)
         try:
             key = (type(x), x.dtype, x.shape, axis)
             hit = _GLU_OK.get(key)
