@@ -31,6 +31,22 @@ def test_lru_keeps_the_bound_and_the_recently_used() -> None:
     assert list(c) == [96, 98, 99, 97] and c[97] == "again"
 
 
+def test_no_formula_computes_on_hyper_parameters_alone() -> None:
+    """JAX's run-time scalars are float32 where x64 is off, where a Python float is float64:
+    arithmetic on hyper-parameters alone belongs in Entry.prep (squareplus's 2 b/4 and -6 b/4
+    were in its derivatives' formulas), so that JAX computes the same bits either way."""
+    from kaun import _ir
+    from kaun._core import ORDERS
+
+    for e in ALL.values():
+        for p in e.forms_params():
+            for prec in (32, 64):
+                for which in ORDERS if e.kind == "elementwise" else ORDERS[:2]:
+                    g = _ir.trace(e.formula_of(which), e.nin, e.prep(p, prec), prec)
+                    ops = [n.op for n in g.nodes if n.kind == "s" and n.op != "param"]
+                    assert not ops, (e.key, p, prec, which, ops)
+
+
 def test_the_fast_path_serves_a_new_key_after_a_sweep() -> None:
     """A sweep of 100 values fills the fast callables (torch tensors); a new value still gets
     one, the bound holds, and a key used all along stays."""
