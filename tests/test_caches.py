@@ -1,18 +1,32 @@
 """Caches keyed by what a caller chooses (hyper-parameter values, shapes) stay bounded and keep
-serving new keys (kaun._core.LRU): the dispatch fast paths, the checked prelu and glu calls and
-the compiled kernels' table evict the least recently used past their bound; torch.compile's
-traces do not depend on them."""
+serving new keys (kaun._core.LRU): JAX compiles one function per form, not per value; the
+dispatch fast paths, the checked prelu and glu calls and the compiled kernels' table evict the
+least recently used past their bound; torch.compile's traces do not depend on them."""
 
 from __future__ import annotations
 
+import gc
+import weakref
+from typing import Any
+
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
 
 import kaun.activation as A
 from kaun import _kernels as K
+from kaun._backends import _jax
 from kaun._core import ALL, FAST, LRU
 from kaun.activation import _dispatch
+
+jax.config.update("jax_enable_x64", True)
+
+_COMPILES = [0]
+jax.monitoring.register_event_duration_secs_listener(
+    lambda event, _secs, **kw: _COMPILES.__setitem__(
+        0, _COMPILES[0] + (event == "/jax/core/compile/backend_compile_duration")))
 
 
 def test_lru_keeps_the_bound_and_the_recently_used() -> None:
@@ -29,6 +43,45 @@ def test_lru_keeps_the_bound_and_the_recently_used() -> None:
     assert list(c) == [96, 97, 98, 99]
     c.put(97, "again")  # stored again: the most recent
     assert list(c) == [96, 98, 99, 97] and c[97] == "again"
+
+
+# (function, hyper-parameter, 200 values of one form)
+SWEEPS = [
+    ("elu", "alpha", [0.5 + i / 1000 for i in range(200)]),
+    ("leaky_relu", "negative_slope", [0.01 + i / 1000 for i in range(200)]),
+    ("squareplus", "b", [1.0 + i / 100 for i in range(200)]),
+    ("hard_sigmoid", "alpha", [0.1 + i / 1000 for i in range(200)]),
+    ("celu", "alpha", [0.3 + i / 997 for i in range(40)]),  # static: 80 functions, bounded
+]
+
+
+def _held(name: str) -> list[Any]:
+    return [k for k in _jax._JITTED if k[0] == name]
+
+
+@pytest.mark.parametrize("name,param,values", SWEEPS, ids=[s[0] for s in SWEEPS])
+def test_a_jax_sweep_compiles_once(name: str, param: str, values: list[float]) -> None:
+    """200 values of a hyper-parameter, as values and second derivatives: no compilation after
+    the first value (the values are run-time arguments of one jitted function per form and
+    order), no jitted function more. celu, whose hyper-parameter stays a constant (see
+    _jax._STATIC): at most _MAX_JITTED kept, and those forgotten are freed."""
+    fn = getattr(A, name)
+    x = jnp.linspace(-3, 3, 256, dtype=jnp.float32)
+    d2 = A.derivative(fn, order=2)
+    fn(x, **{param: values[0]}).block_until_ready()
+    d2(x, **{param: values[0]}).block_until_ready()
+    before, held = _COMPILES[0], _held(name)
+    first = weakref.ref(_jax._JITTED[held[0]])
+    outs = [(fn(x, **{param: v}), d2(x, **{param: v})) for v in values]
+    jax.block_until_ready(outs)
+    assert len({np.asarray(y).tobytes() for y, _ in outs}) == len(values)  # each value its own
+    if name not in _jax._STATIC:
+        assert _COMPILES[0] == before, f"{_COMPILES[0] - before} compilations in a sweep of 200"
+        assert _held(name) == held
+    else:
+        assert len(_jax._JITTED) <= _jax._MAX_JITTED
+        gc.collect()
+        assert first() is None  # the first value's function, evicted, is gone
 
 
 def test_no_formula_computes_on_hyper_parameters_alone() -> None:
