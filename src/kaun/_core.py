@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,55 @@ def halves(x: Any, ax: int) -> tuple[Any, Any]:
     pre = (slice(None),) * ax
     # The trailing Ellipsis: the Array API (array-api-strict) requires every axis indexed.
     return x[pre + (slice(0, n), ...)], x[pre + (slice(n, None), ...)]
+
+
+_ABSENT = object()
+
+
+class LRU(OrderedDict[Any, Any]):
+    """A dict of at most ``bound`` keys that forgets the least recently used to make room: the one
+    policy of kaun's caches keyed by what a caller chooses (hyper-parameter values, shapes, array
+    types), each with its bound: per entry 64 fast callables (``Entry.fast``), 64 checked prelu
+    and 64 checked glu calls (``kaun.activation._dispatch``), 512 compiled kernels with their
+    run-time scalars (``kaun._kernels.compiled``), 64 jitted JAX functions (``kaun._backends.
+    _jax``). A sweep past the bound keeps serving its new keys from the cache, and a key in use
+    stays.
+
+    ``hit(key, default=None)``: the value, or default where the key is absent. ``put(key,
+    value)``: stored, the least recently used evicted past the bound. Recency is kept once the
+    dict is full (a hit moves its key last, the last to be evicted); while there is room nothing
+    is evicted, and a hit costs a look-up and a length. Safe from several threads: a key that
+    another thread evicted in between is missed, and computed again.
+    """
+
+    __slots__ = ("bound",)
+
+    def __init__(self, bound: int) -> None:
+        super().__init__()
+        self.bound = bound
+
+    def hit(self, key: Any, default: Any = None) -> Any:
+        v = self.get(key, _ABSENT)
+        if v is _ABSENT:
+            return default
+        if len(self) >= self.bound:
+            try:  # (moved in the order, not in the hash table: a hit allocates nothing)
+                self.move_to_end(key)
+            except KeyError:  # evicted by another thread meanwhile
+                pass
+        return v
+
+    def put(self, key: Any, value: Any) -> None:
+        self.pop(key, None)
+        while len(self) >= self.bound:
+            try:
+                self.popitem(last=False)  # the first in order: the least recently used
+            except KeyError:  # (emptied by another thread)
+                break
+        self[key] = value
+
+
+FAST = 64  # fast callables kept per entry (distinct array types x hyper-parameters)
 
 
 def _same(p: tuple[float, ...], prec: int) -> tuple[Any, ...]:
@@ -76,7 +126,7 @@ class Entry:
     fn: Callable[..., Any] | None = field(default=None, repr=False)
     # (array type, raw hyper-parameters) -> a callable that serves x of that type directly, or
     # returns None to send it down the checked path (see ``kaun.activation._dispatch.apply``)
-    fast: dict[Any, Callable[[Any], Any]] = field(default_factory=dict, repr=False)
+    fast: LRU = field(default_factory=lambda: LRU(FAST), repr=False)
     deriv2: Formula | None = field(default=None, repr=False)
     deriv3: Formula | None = field(default=None, repr=False)
     _derived: dict[str, Formula] = field(default_factory=dict, repr=False)

@@ -1,7 +1,13 @@
 """JAX: each activation a JAX primitive whose rules are the same entry's formulas.
 
-``kaun_gelu`` (and so on, one per elementwise entry) takes ``k``, the order of the derivative it
-computes (0: the value), and the hyper-parameters ``p``. Its rules:
+``kaun_gelu`` (and so on, one per elementwise entry) takes x and the run-time scalars of the
+prepared hyper-parameters (``Entry.prep``) as operands, and as static parameters ``k``, the
+order of the derivative it computes (0: the value), and the hyper-parameters' ``structure``
+(``Entry.structure``: their form, not their values). So one jitted function serves every value
+of a hyper-parameter, as one compiled kernel does; the values are arguments, as weakly typed
+scalars: promoted as the Python floats of the formulas are (a formula does no arithmetic on
+hyper-parameters alone: ``Entry.prep`` does, in float64, whatever JAX's x64). celu is the
+exception (``_STATIC``): its values stay constants, to keep its bits. Its rules:
 
 * lowering: the formula of order k in jax.numpy operations (XLA fuses it as it fused the
   function before it was a primitive); half precision computed in float32 and rounded once
@@ -31,7 +37,7 @@ from jax.interpreters import ad as _ad
 from jax.interpreters import batching as _batching
 from jax.interpreters import mlir as _mlir
 
-from .._core import ALL, ORDERS, Entry
+from .._core import ALL, LRU, ORDERS, Entry
 from ._base import Backend
 
 
@@ -83,10 +89,39 @@ def _work_dtype(dt: Any) -> Any:
     return jnp.float32 if dt in _HALF else dt
 
 
-def _formula(entry: Entry, k: int, x: Any, p: tuple[float, ...]) -> Any:
-    """entry's formula of order k at x, in the working dtype (float32 for half)."""
+# Entries whose hyper-parameters stay compile-time constants: celu. XLA folds constants into its
+# arithmetic (x / alpha times Veltkamp's 2^27 + 1 becomes x times one constant), which a run-time
+# alpha does not allow, so celu's bits would change (in 125 of 4650 results over 12 alphas and
+# every order, x64 on; some closer to the truth, some farther). Its jitted functions are keyed
+# by value, the least recently used forgotten past _MAX_JITTED.
+_STATIC = frozenset({"celu"})
+_MAX_JITTED = 64  # jitted functions kept (entry, form or values, order), least recently used out
+
+
+def _split(entry: Entry, p: tuple[float, ...], dt: Any) -> tuple[tuple[Any, ...], tuple[float, ...]]:
+    """Hyper-parameters ``p`` prepared for arrays of dtype dt (``Entry.prep``), in two parts: the
+    structure (``Entry.structure``: what the traced code depends on, a static parameter of the
+    primitive) and the run-time scalars (its operands: every value of a form runs one compiled
+    function, as a compiled kernel does). For the entries of _STATIC, every prepared argument is
+    static and there are no run-time scalars."""
+    args = entry.prep(p, 64 if dt == jnp.float64 else 32)
+    if entry.key in _STATIC:
+        return tuple(args), ()
+    return entry.structure(args), tuple(float(v) for v in args if isinstance(v, float))
+
+
+def _join(structure: tuple[Any, ...], s: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The prepared arguments again: the scalars s (Python floats, or JAX's weakly typed scalars:
+    the same promotion) where the structure has None."""
+    it = iter(s)
+    return tuple(next(it) if v is None else v for v in structure)
+
+
+def _formula(entry: Entry, k: int, x: Any, args: tuple[Any, ...]) -> Any:
+    """entry's formula of order k at x with prepared arguments ``args``, in the working dtype
+    (float32 for half)."""
     xw = x.astype(jnp.float32) if x.dtype in _HALF else x
-    return entry.formula_of(ORDERS[k])(O, xw, *entry.prep(p, 64 if xw.dtype == jnp.float64 else 32))
+    return entry.formula_of(ORDERS[k])(O, xw, *args)
 
 
 def _out(x: Any, y: Any, k: int) -> Any:
@@ -99,35 +134,62 @@ def _out(x: Any, y: Any, k: int) -> Any:
 
 
 def _primitive(entry: Entry) -> Any:
+    """``bind(x, *s, k=k, structure=structure)``: the formula of order k at x, for prepared
+    hyper-parameters of that structure whose run-time scalars are the operands s (``_split``)."""
     prim = Primitive(f"kaun_{entry.key}")
 
-    def compute(x: Any, *, k: int, p: tuple[float, ...]) -> Any:
-        return _out(x, _formula(entry, k, x, p), k)
+    def compute(x: Any, *s: Any, k: int, structure: tuple[Any, ...]) -> Any:
+        return _out(x, _formula(entry, k, x, _join(structure, s)), k)
 
-    @functools.cache
-    def impl_jit(k: int, p: tuple[float, ...]) -> Any:
-        return jax.jit(functools.partial(compute, k=k, p=p))
+    impls = LRU(_MAX_JITTED)  # (k, structure) -> the primitive's jitted eager implementation
 
-    prim.def_impl(lambda x, *, k, p: impl_jit(k, p)(x))
-    prim.def_abstract_eval(lambda x, *, k, p: x if k == 0 else x.update(dtype=_work_dtype(x.dtype)))
+    def impl(x: Any, *s: Any, k: int, structure: tuple[Any, ...]) -> Any:
+        f = impls.hit((k, structure))
+        if f is None:
+            f = jax.jit(functools.partial(compute, k=k, structure=structure))
+            impls.put((k, structure), f)
+        return f(x, *s)
+
+    prim.def_impl(impl)
+    prim.def_abstract_eval(
+        lambda x, *s, k, structure: x if k == 0 else x.update(dtype=_work_dtype(x.dtype)))
     mlir.register_lowering(prim, mlir.lower_fun(compute, multiple_results=False))
-    batching.defvectorized(prim)
 
-    def tangent(t: Any, x: Any, *, k: int, p: tuple[float, ...]) -> Any:
+    def batch(args: Any, dims: Any, *, k: int, structure: tuple[Any, ...]) -> Any:
+        # elementwise in x; the scalars are numbers (checked Python floats), never batched
+        if any(d is not None for d in dims[1:]):  # (None: not mapped)
+            raise NotImplementedError(f"{entry.qualname}: a hyper-parameter cannot be batched")
+        return prim.bind(*args, k=k, structure=structure), dims[0]
+
+    batching.primitive_batchers[prim] = batch
+
+    def tangent(t: Any, x: Any, *s: Any, k: int, structure: tuple[Any, ...]) -> Any:
         """t times the derivative of order k + 1, rounded once to the primitive's output dtype."""
         tw = t.astype(_work_dtype(x.dtype))
         if k < _TOP:
-            d = tw * prim.bind(x, k=k + 1, p=p)
+            d = tw * prim.bind(x, *s, k=k + 1, structure=structure)
         else:  # past the formulas: JAX's autodiff of the top one
-            d = jax.jvp(lambda v: _formula(entry, k, v, p), (x,), (t,))[1].astype(tw.dtype)
+            args = _join(structure, s)
+            d = jax.jvp(lambda v: _formula(entry, k, v, args), (x,), (t,))[1].astype(tw.dtype)
         return _out(x, d, k)
 
-    ad.defjvp(prim, tangent)
+    def jvp(primals: Any, tangents: Any, *, k: int, structure: tuple[Any, ...]) -> Any:
+        # (ad.defjvp wants a rule per operand, and the number of scalars varies with the form)
+        x, *s = primals
+        if any(type(t) is not ad.Zero for t in tangents[1:]):
+            raise NotImplementedError(f"{entry.qualname}: a hyper-parameter cannot be differentiated")
+        t = tangents[0]
+        if type(t) is ad.Zero:  # (JAX calls a rule where some tangent is nonzero: never here)
+            t = ad.instantiate_zeros(t)
+        y = prim.bind(x, *s, k=k, structure=structure)
+        return y, tangent(t, x, *s, k=k, structure=structure)
 
-    def taylor(primals: Any, series: Any, *, k: int, p: tuple[float, ...]) -> Any:
-        (x,), (xs,) = primals, series
-        y = prim.bind(x, k=k, p=p)
-        ds = [_nth(prim, entry, x, k + j, p) for j in range(1, len(xs) + 1)]
+    ad.primitive_jvps[prim] = jvp
+
+    def taylor(primals: Any, series: Any, *, k: int, structure: tuple[Any, ...]) -> Any:
+        (x, *s), (xs, *_) = primals, series
+        y = prim.bind(x, *s, k=k, structure=structure)
+        ds = [_nth(prim, entry, x, k + j, s, structure) for j in range(1, len(xs) + 1)]
         wd = _work_dtype(x.dtype)
         terms = _faa_di_bruno(ds, [v.astype(wd) for v in xs])
         return y, [v.astype(y.dtype) for v in terms]
@@ -136,15 +198,15 @@ def _primitive(entry: Entry) -> Any:
     return prim
 
 
-def _nth(prim: Any, entry: Entry, x: Any, n: int, p: tuple[float, ...]) -> Any:
+def _nth(prim: Any, entry: Entry, x: Any, n: int, s: Any, structure: tuple[Any, ...]) -> Any:
     """The derivative of order n at x (working dtype): a primitive up to the top formula, nested
     JVPs of it beyond."""
     if n <= _TOP:
-        return prim.bind(x, k=n, p=p)
+        return prim.bind(x, *s, k=n, structure=structure)
     xw = x.astype(_work_dtype(x.dtype))
 
     def f(v: Any) -> Any:
-        return prim.bind(v, k=_TOP, p=p)
+        return prim.bind(v, *s, k=_TOP, structure=structure)
 
     for _ in range(n - _TOP):
         f = functools.partial(lambda g, v: jax.jvp(g, (v,), (jnp.ones_like(v),))[1], f)
@@ -170,16 +232,26 @@ def _faa_di_bruno(ds: list[Any], xs: list[Any]) -> list[Any]:
 _PRIMS = {e.key: _primitive(e) for e in ALL.values() if e.kind == "elementwise"}
 
 
-@functools.cache
-def _elementwise(entry: Entry, p: tuple[float, ...]) -> Any:
-    prim = _PRIMS[entry.key]
-    return jax.jit(lambda x: prim.bind(x, k=0, p=p))
+# One jitted function per entry, form and order (a finite set: Entry.forms), whatever the
+# hyper-parameters' values: they are its run-time arguments. (Keyed by value, a sweep of 200
+# alphas compiled 200 functions, 9 to 12 s, and kept them all.) _STATIC's entries: one per value,
+# the least recently used forgotten.
+_JITTED = LRU(_MAX_JITTED)
 
 
-@functools.cache
-def _derivative(entry: Entry, p: tuple[float, ...], order: int) -> Any:
-    prim = _PRIMS[entry.key]
-    return jax.jit(lambda x: prim.bind(x, k=order, p=p).astype(x.dtype))
+def _jitted(entry: Entry, structure: tuple[Any, ...], order: int) -> Any:
+    """The jitted function x, *scalars -> the derivative of that order (0: the value) in x's
+    dtype."""
+    key = (entry.key, structure, order)
+    f = _JITTED.hit(key)
+    if f is None:
+        prim = _PRIMS[entry.key]
+        if order == 0:
+            f = jax.jit(lambda x, *s: prim.bind(x, *s, k=0, structure=structure))
+        else:
+            f = jax.jit(lambda x, *s: prim.bind(x, *s, k=order, structure=structure).astype(x.dtype))
+        _JITTED.put(key, f)
+    return f
 
 
 @functools.cache
@@ -257,10 +329,12 @@ class JaxBackend(Backend):
     f32 = jnp.float32
 
     def elementwise(self, entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
-        return _elementwise(entry, p)(x)
+        structure, s = _split(entry, p, x.dtype)
+        return _jitted(entry, structure, 0)(x, *s)
 
     def derivative(self, entry: Entry, x: Any, p: tuple[float, ...], order: int = 1) -> Any:
-        return _derivative(entry, p, order)(x)
+        structure, s = _split(entry, p, x.dtype)
+        return _jitted(entry, structure, order)(x, *s)
 
     def prelu(self, entry: Entry, x: Any, alpha: Any) -> Any:
         return _prelu(entry)(x, alpha)

@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import _ir
-from .._core import Entry
+from .._core import LRU, Entry
 from . import codegen
 from . import threads as _threads
 
@@ -524,8 +524,9 @@ class Compiled:
         return self._high[f"deriv{k}"], self._high[f"vjp{k}"]
 
 
-_COMPILED: dict[Any, Compiled | None] = {}
-_MAX_COMPILED = 512  # distinct (entry, hyper-parameters, dtype) kept
+_MAX_COMPILED = 512  # distinct (entry, hyper-parameters, dtype) kept, the least recently used evicted
+_COMPILED = LRU(_MAX_COMPILED)
+_ABSENT = object()
 
 
 def compiled(entry: Entry, p: tuple[float, ...], io: str) -> Compiled | None:
@@ -534,17 +535,16 @@ def compiled(entry: Entry, p: tuple[float, ...], io: str) -> Compiled | None:
     variant only (see ``Entry.prep``): their values are run-time scalars."""
     # (-0.0 == 0.0, but the sign of a zero hyper-parameter can matter to a formula)
     key = (entry.key, io, p) if all(p) else (entry.key, io, tuple(v.hex() for v in p))
-    c = _COMPILED.get(key)
-    if c is not None or key in _COMPILED:
-        return c
+    hit = _COMPILED.hit(key, _ABSENT)
+    if hit is not _ABSENT:
+        return hit  # type: ignore[no-any-return]
+    c = None
     table = _load(entry, p, io) if enabled() else None
     if table is not None:
         prec = codegen.PREC[codegen.WORK[io]]
         c = Compiled(table, tuple(v for v in entry.prep(p, prec) if isinstance(v, float)),
                      (entry, p, io))
-    if len(_COMPILED) >= _MAX_COMPILED:
-        _COMPILED.clear()
-    _COMPILED[key] = c
+    _COMPILED.put(key, c)
     return c
 
 

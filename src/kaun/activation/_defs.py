@@ -1081,9 +1081,12 @@ def _check_squareplus(qualname: str, p: tuple[Any, ...]) -> None:
 
 
 def _prep_squareplus(p: tuple[float, ...], prec: int) -> tuple[Any, ...]:
-    """(b = 0, b, sqrt(b) or 1, b/4): b = 0 is relu."""
+    """(b = 0, b, sqrt(b) or 1, b/4, b/2, -3b/2): b = 0 is relu. (The last two are the second
+    and third derivatives' factors 2 (b/4) and -6 (b/4), computed here in float64 rather than in
+    a formula: a run-time scalar of JAX's primitives is float32 where JAX's x64 is off.)"""
     b = p[0]
-    return b == 0.0, b, math.sqrt(b) if b > 0.0 else 1.0, 0.25 * b
+    qb = 0.25 * b
+    return b == 0.0, b, math.sqrt(b) if b > 0.0 else 1.0, qb, 2.0 * qb, -6.0 * qb
 
 
 def _sqp_root(o: Any, x: Array, b: float, sb: float) -> Array:
@@ -1093,7 +1096,7 @@ def _sqp_root(o: Any, x: Array, b: float, sb: float) -> Array:
     return o.where(ax * ax > b, ax * o.sqrt(1.0 + (b / m) / m), o.sqrt(x * x + b))
 
 
-def _squareplus(o: Any, x: Array, zero: bool, b: float, sb: float, qb: float) -> Array:
+def _squareplus(o: Any, x: Array, zero: bool, b: float, sb: float, qb: float, *_: float) -> Array:
     if zero:
         return _relu(o, x)  # (x + |x|) / 2
     r = _sqp_root(o, x, b, sb)
@@ -1104,7 +1107,7 @@ def _squareplus(o: Any, x: Array, zero: bool, b: float, sb: float, qb: float) ->
     return o.where(x >= 0.0, x + c, c)
 
 
-def _d_squareplus(o: Any, x: Array, zero: bool, b: float, sb: float, qb: float) -> Array:
+def _d_squareplus(o: Any, x: Array, zero: bool, b: float, sb: float, qb: float, *_: float) -> Array:
     if zero:
         return _d_relu(o, x)
     xc = _fin(o, x)
@@ -1112,22 +1115,24 @@ def _d_squareplus(o: Any, x: Array, zero: bool, b: float, sb: float, qb: float) 
     return o.where(xc >= 0.0, 0.5 + 0.5 * (xc / r), (qb / r) / (0.5 * r - 0.5 * o.clip(xc, None, 0.0)))
 
 
-def _d2_squareplus(o: Any, x: Array, zero: bool, b: float, sb: float, qb: float) -> Array:
+def _d2_squareplus(o: Any, x: Array, zero: bool, b: float, sb: float, qb: float, qb2: float,
+                   qb6: float) -> Array:
     # b / (2 r^3), one factor at a time (r^3 overflows where the result is merely tiny)
     if zero:
         return o.mask(x < x, x)  # relu's: 0
     # by the reciprocal: XLA rewrites a / r / r into a / (r * r), which underflows early
     ir = 1.0 / _sqp_root(o, _fin(o, x), b, sb)
-    return ((2.0 * qb) * ir) * ir * ir
+    return (qb2 * ir) * ir * ir  # (qb2 = 2 qb)
 
 
-def _d3_squareplus(o: Any, x: Array, zero: bool, b: float, sb: float, qb: float) -> Array:
+def _d3_squareplus(o: Any, x: Array, zero: bool, b: float, sb: float, qb: float, qb2: float,
+                   qb6: float) -> Array:
     # -3 b x / (2 r^5) = -(3b/2) (x / r) / r^4
     if zero:
         return o.mask(x < x, x)
     xc = _fin(o, x)
     ir = 1.0 / _sqp_root(o, xc, b, sb)
-    return ((((-6.0 * qb) * (xc * ir)) * ir) * ir) * ir * ir
+    return (((qb6 * (xc * ir)) * ir) * ir) * ir * ir  # (qb6 = -6 qb)
 
 
 _SQUAREPLUS = Entry(

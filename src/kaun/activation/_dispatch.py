@@ -11,7 +11,7 @@ from typing import Any, TypeVar, cast
 
 import numpy as np
 
-from .._core import ALL, Entry, dtype_name
+from .._core import ALL, FAST, LRU, Entry, dtype_name
 from ._params import axis as check_axis
 from ._params import check_dtype, hyper, real
 
@@ -21,6 +21,19 @@ _CACHE: dict[type, Any] = {}
 _PY_SCALARS = (int, float, bool, complex, list, tuple)
 
 
+def _never() -> bool:
+    return False
+
+
+# Whether torch.compile (dynamo) is tracing this call: torch.compiler.is_dynamo_compiling (False
+# in eager, at the cost of a call; True to dynamo) once a torch tensor has been seen. A trace
+# skips the caches below (keyed by what the caller chooses, they change as eager calls come and
+# go): read in a trace, each change would fail dynamo's guards on them and recompile the traced
+# function (8 eager calls with new hyper-parameter values failed a fullgraph torch.compile);
+# the checked path traces to the same graph.
+_tracing: Any = _never
+
+
 def _find(t: type, x: Any) -> Any:
     from .. import _backends as B
 
@@ -28,6 +41,8 @@ def _find(t: type, x: Any) -> Any:
     if root == "numpy" or isinstance(x, (np.ndarray, np.generic)):  # subclasses from anywhere
         return B.numpy_backend()
     if "torch" in sys.modules and isinstance(x, sys.modules["torch"].Tensor):
+        global _tracing
+        _tracing = sys.modules["torch"].compiler.is_dynamo_compiling
         return B.torch_backend()
     if "jax" in sys.modules and isinstance(x, sys.modules["jax"].Array):
         return B.jax_backend()
@@ -85,7 +100,7 @@ def check_float32_range(entry: Entry, x: Any, p: tuple[float, ...]) -> None:
             )
 
 
-_FAST_MAX = 64  # fast callables kept per entry (distinct array types x hyper-parameters)
+_FAST_MAX = FAST  # fast callables kept per entry (Entry.fast, an LRU)
 
 
 def _cacheable(params: tuple[Any, ...]) -> bool:
@@ -104,10 +119,14 @@ def apply(entry: Entry, x: T, params: tuple[Any, ...]) -> T:
     # after a call that passed every check; it re-checks only what varies per array (the dtype)
     # and returns None to send the call down the checked path below.
     key = (type(x), params)
-    f = entry.fast.get(key) if not params or _cacheable(params) else None
+    fast = entry.fast
+    cache = (not params or _cacheable(params)) and not _tracing()
+    f = fast.get(key) if cache else None
     if f is not None:
         y = f(x)
         if y is not None:
+            if len(fast) >= _FAST_MAX:  # (LRU.hit, inlined: recency matters once full)
+                fast.hit(key)
             return y  # type: ignore[no-any-return]
     be, a = prepare(entry, x)
     if params:
@@ -116,10 +135,10 @@ def apply(entry: Entry, x: T, params: tuple[Any, ...]) -> T:
     else:
         p = ()
     y = be.elementwise(entry, a, p)
-    if f is None and a is x and len(entry.fast) < _FAST_MAX and (not params or _cacheable(params)):
-        fast = be.fast(entry, p)
-        if fast is not None:
-            entry.fast[key] = fast
+    if f is None and a is x and cache:
+        g = be.fast(entry, p)
+        if g is not None:
+            fast.put(key, g)
     return cast(T, y)
 
 
@@ -129,15 +148,18 @@ def apply_prelu(entry: Entry, x: T, alpha: Any) -> T:
 
 # (type(x), type(alpha), dtypes, shapes) that passed prelu's checks -> backend: the checks
 # depend on nothing else
-_PRELU_OK: dict[Any, Any] = {}
+_PRELU_OK = LRU(_FAST_MAX)
 
 
 def _prelu(entry: Entry, x: Any, alpha: Any) -> Any:
     key: Any = None
     be: Any = None
     try:
-        key = (type(x), type(alpha), x.dtype, alpha.dtype, x.shape, alpha.shape)
-        be = _PRELU_OK.get(key)
+        if not _tracing():
+            key = (type(x), type(alpha), x.dtype, alpha.dtype, x.shape, alpha.shape)
+            be = _PRELU_OK.get(key)
+            if be is not None and len(_PRELU_OK) >= _PRELU_OK.bound:  # (LRU.hit, inlined)
+                _PRELU_OK.hit(key)
     except (AttributeError, TypeError, RuntimeError):  # a number alpha, an unhashable shape
         key = None  # (RuntimeError: a nested torch tensor has no shape)
     if be is not None:
@@ -166,8 +188,8 @@ def _prelu(entry: Entry, x: Any, alpha: Any) -> Any:
         raise ValueError(
             f"{entry.qualname}: alpha of shape {as_} does not broadcast to x's shape {xs}"
         )
-    if key is not None and not be.converts and len(_PRELU_OK) < _FAST_MAX:
-        _PRELU_OK[key] = be
+    if key is not None and not be.converts:
+        _PRELU_OK.put(key, be)
     return be.prelu(entry, x, alpha)
 
 
@@ -176,15 +198,17 @@ def apply_glu(entry: Entry, x: T, axis: Any) -> T:
 
 
 # (type(x), dtype, shape, axis) that passed glu's checks -> (backend, axis as a non-negative int)
-_GLU_OK: dict[Any, Any] = {}
+_GLU_OK = LRU(_FAST_MAX)
 
 
 def _glu(entry: Entry, x: Any, axis: Any) -> Any:
     key: Any = None
-    if type(axis) is int:  # (True == 1: a bool axis takes the checked path and its TypeError)
+    if type(axis) is int and not _tracing():  # (True == 1: a bool axis takes the checked path)
         try:
             key = (type(x), x.dtype, x.shape, axis)
             hit = _GLU_OK.get(key)
+            if hit is not None and len(_GLU_OK) >= _GLU_OK.bound:  # (LRU.hit, inlined)
+                _GLU_OK.hit(key)
         except (AttributeError, TypeError, RuntimeError):  # not an array, an unhashable shape
             key = hit = None
         if hit is not None:
@@ -196,8 +220,8 @@ def _glu(entry: Entry, x: Any, axis: Any) -> Any:
         raise ValueError(
             f"{entry.qualname}: the size {n} of axis {axis} does not split into two equal halves"
         )
-    if key is not None and not be.converts and len(_GLU_OK) < _FAST_MAX:
-        _GLU_OK[key] = (be, ax)
+    if key is not None and not be.converts:
+        _GLU_OK.put(key, (be, ax))
     return be.glu(entry, x, ax)
 
 
@@ -220,22 +244,24 @@ def apply_gated(entry: Entry, x: T | None, axis: Any, gate: T | None, up: T | No
     key: Any = None
     ua: Any = up
     ga: Any = gate
+    hit = None
     try:  # the checks depend on nothing else (torch's dense layout: checked by its backend)
-        key = (type(ua), type(ga), ua.dtype, ga.dtype, ua.shape, ga.shape,
-               getattr(ua, "device", None), getattr(ga, "device", None))
-        hit = _PAIR_OK.get(key)
+        if not _tracing():
+            key = (type(ua), type(ga), ua.dtype, ga.dtype, ua.shape, ga.shape,
+                   getattr(ua, "device", None), getattr(ga, "device", None))
+            hit = _PAIR_OK.hit(key)
     except (AttributeError, TypeError, RuntimeError):  # a number or list, an unhashable shape
         key = hit = None
     if hit is not None:
         return cast(T, hit.gated(entry, up, gate))
     be, u, g = check_pair(entry, gate, up)
-    if key is not None and not be.converts and len(_PAIR_OK) < _FAST_MAX:
-        _PAIR_OK[key] = be
+    if key is not None and not be.converts:
+        _PAIR_OK.put(key, be)
     return cast(T, be.gated(entry, u, g))
 
 
 # (types, dtypes, shapes and devices of up and gate) that passed the checks -> backend
-_PAIR_OK: dict[Any, Any] = {}
+_PAIR_OK = LRU(_FAST_MAX)
 
 
 def check_pair(entry: Entry, gate: Any, up: Any) -> tuple[Any, Any, Any]:
