@@ -103,6 +103,14 @@ def check_float32_range(entry: Entry, x: Any, p: tuple[float, ...]) -> None:
 _FAST_MAX = FAST  # fast callables kept per entry (Entry.fast, an LRU)
 
 
+def _touch(cache: LRU, key: Any) -> None:
+    """key made the most recently used of a full LRU (another thread may have evicted it)."""
+    try:
+        cache.move_to_end(key)
+    except KeyError:
+        pass
+
+
 def _cacheable(params: tuple[Any, ...]) -> bool:
     """Hyper-parameters that identify their checked values by equality: nonzero Python floats
     (True == 1.0 and 0.0 == -0.0 would otherwise share a key), within float32's range (so that
@@ -126,7 +134,7 @@ def apply(entry: Entry, x: T, params: tuple[Any, ...]) -> T:
         y = f(x)
         if y is not None:
             if len(fast) >= _FAST_MAX:  # (LRU.hit, inlined: recency matters once full)
-                fast.hit(key)
+                _touch(fast, key)
             return y  # type: ignore[no-any-return]
     be, a = prepare(entry, x)
     if params:
@@ -158,8 +166,8 @@ def _prelu(entry: Entry, x: Any, alpha: Any) -> Any:
         if not _tracing():
             key = (type(x), type(alpha), x.dtype, alpha.dtype, x.shape, alpha.shape)
             be = _PRELU_OK.get(key)
-            if be is not None and len(_PRELU_OK) >= _PRELU_OK.bound:  # (LRU.hit, inlined)
-                _PRELU_OK.hit(key)
+            if be is not None and len(_PRELU_OK) >= _FAST_MAX:  # (LRU.hit, inlined)
+                _touch(_PRELU_OK, key)
     except (AttributeError, TypeError, RuntimeError):  # a number alpha, an unhashable shape
         key = None  # (RuntimeError: a nested torch tensor has no shape)
     if be is not None:
@@ -207,8 +215,8 @@ def _glu(entry: Entry, x: Any, axis: Any) -> Any:
         try:
             key = (type(x), x.dtype, x.shape, axis)
             hit = _GLU_OK.get(key)
-            if hit is not None and len(_GLU_OK) >= _GLU_OK.bound:  # (LRU.hit, inlined)
-                _GLU_OK.hit(key)
+            if hit is not None and len(_GLU_OK) >= _FAST_MAX:  # (LRU.hit, inlined)
+                _touch(_GLU_OK, key)
         except (AttributeError, TypeError, RuntimeError):  # not an array, an unhashable shape
             key = hit = None
         if hit is not None:
