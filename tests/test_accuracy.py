@@ -12,10 +12,7 @@ float64 (below, from "orders 2 and 3").
 from __future__ import annotations
 
 import functools
-import importlib.util
 import math
-import sys
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -23,27 +20,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from mp_reference import R
 from mpmath import mp, mpf
 
 import kaun.activation as A
 
 jax.config.update("jax_enable_x64", True)
 
-
-def _load_reference() -> Any:
-    name = "_kaun_accuracy_reference"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "_reference.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-R = _load_reference()
 
 # Inputs where the full benchmark found the largest errors (of the formulas before the fixes:
 # gelu's doubled erfc correction, gelu_approx's uncompensated argument, the subnormal

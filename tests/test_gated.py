@@ -10,10 +10,7 @@ errors; what torch's autograd saves; the input never written to; kaun.nn's modul
 from __future__ import annotations
 
 import functools
-import importlib.util
 import math
-import sys
-from pathlib import Path
 from typing import Any
 
 import dask.array as da
@@ -24,6 +21,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import Backend
+from mp_reference import R
 from mpmath import mp, mpf
 
 import kaun.activation as A
@@ -41,21 +39,6 @@ COMPOSITE = {
 }
 FLOATS = ["float16", "bfloat16", "float32", "float64"]
 
-
-def _load_reference() -> Any:
-    name = "_kaun_accuracy_reference"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "_reference.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-R = _load_reference()
 
 
 def _np_dtype(dtype: str) -> Any:
