@@ -557,7 +557,6 @@ def _forked() -> None:
     # GNU libgomp's threads do not survive fork(): a child that enters a parallel region hangs.
     # (torch's DataLoader sets one thread in its workers for the same reason.)
     _threads.after_fork()
-    _state["forked"] = True
 
 
 os.register_at_fork(after_in_child=_forked)
