@@ -139,6 +139,11 @@ class Entry:
         return f"kaun.activation.{self.name}"
 
     @property
+    def keywords(self) -> set[str]:
+        """The keyword arguments ``A.get`` may bind: the hyper-parameters, and prelu's alpha."""
+        return {n for n, _ in self.params} | ({"alpha"} if self.kind == "prelu" else set())
+
+    @property
     def nin(self) -> int:
         """How many arrays the formulas take."""
         return 1 if self.kind == "elementwise" else 2

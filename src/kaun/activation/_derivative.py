@@ -30,7 +30,7 @@ def _entry_of(fn: Any) -> tuple[Entry, dict[str, Any]]:
             "kaun.activation.derivative: fn must be one of kaun.activation's functions (or "
             f"A.get(name, **hyper-parameters)), got {fn!r}"
         )
-    allowed = {n for n, _ in entry.params} | ({"alpha"} if entry.kind == "prelu" else set())
+    allowed = entry.keywords
     bad = set(bound) - allowed
     if bad:
         raise TypeError(

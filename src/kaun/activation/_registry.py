@@ -92,7 +92,7 @@ def get(name: str, /, **params: Any) -> Callable[..., Any]:
     if not params:
         return fn
     entry: Entry = getattr(fn, "_kaun_entry")  # noqa: B009
-    allowed = {n for n, _ in entry.params} | ({"alpha"} if entry.kind == "prelu" else set())
+    allowed = entry.keywords
     bad = set(params) - allowed
     if bad:
         raise TypeError(
