@@ -1,5 +1,5 @@
-"""The elementary functions of the compiled kernels (kmath.h) and their half-precision loads and
-stores, against references over the whole range of each dtype.
+"""The elementary functions of the compiled kernels (kaun/_elementary.py, printed as C) and the
+half-precision loads and stores of kmath.h, against references over the whole range of each dtype.
 
 Each function is compiled through the kernel layer itself (a one-operation formula), so what is
 tested is what the activations' kernels inline. float32: 2^22 random bit patterns (every

@@ -12,7 +12,10 @@ Three kinds of values flow through a graph:
 * ``"b"``: an array of booleans (comparisons, ``&``, ``|``);
 * ``"s"``: a run-time scalar (a hyper-parameter), computed in float64 as Python computes it, and
   rounded to the working dtype where it meets an array (NumPy's, torch's and JAX's rule for a
-  Python float: a "weak" scalar).
+  Python float: a "weak" scalar);
+* ``"i"``: an array of integers as wide as the working dtype (32 or 64 bits, wrapping), for the
+  elementary functions (``kaun._elementary``): a float's bits (``o.bits``), shifts, masks, and
+  back (``o.from_bits``). Formulas of activations never use them.
 
 Python numbers in a formula stay constants of the graph, rounded the same way where they meet an
 array. A formula that branches on an array value (``if x > 0``) cannot be traced and raises
@@ -109,6 +112,8 @@ class Sym:
 def _key(a: Arg) -> Any:
     if isinstance(a, Sym):
         return a.index
+    if isinstance(a, int):
+        return ("i", a)  # an integer constant of an "i" operation
     return ("c", float(a).hex())  # -0.0 and 0.0 are different constants
 
 
@@ -157,8 +162,9 @@ class Graph:
     def arith(self, op: str, a: Arg, b: Arg) -> Sym:
         a, b = self._operand(a), self._operand(b)
         kinds = {v.kind for v in (a, b) if isinstance(v, Sym)}
-        if "b" in kinds:
-            raise TypeError(f"arithmetic ({op}) on a boolean array: use o.mask first")
+        if "b" in kinds or "i" in kinds:
+            raise TypeError(f"arithmetic ({op}) on a boolean or integer array: use o.mask or "
+                            "the integer operations (o.iadd, ...)")
         return self.node(op, (a, b), "f" if "f" in kinds else "s")
 
     def compare(self, op: str, a: Arg, b: Arg) -> Sym:
@@ -171,6 +177,22 @@ class Graph:
         if not (isinstance(a, Sym) and isinstance(b, Sym) and a.kind == b.kind == "b"):
             raise TypeError(f"{op} takes two boolean arrays")
         return self.node(op, (a, b), "b")
+
+    def _ioperand(self, a: Any) -> Any:
+        if isinstance(a, Sym):
+            if a.graph is not self or a.kind != "i":
+                raise TypeError(f"an integer operation takes integer arrays, got a {a.kind!r} node")
+            return a
+        if isinstance(a, bool) or not isinstance(a, int):
+            raise TypeError(f"an integer operation takes int constants, got {type(a).__name__}")
+        return a & ((1 << self.prec) - 1)  # as the working width holds it (two's complement)
+
+    def iop(self, op: str, *args: Any, kind: str = "i") -> Sym:
+        """An operation on integer arrays (and int constants): its result of ``kind``."""
+        a = tuple(self._ioperand(v) for v in args)
+        if not any(isinstance(v, Sym) for v in a):
+            raise TypeError(f"{op} of constants in a formula: compute it in Python")
+        return self.node(op, a, kind)
 
     def live(self) -> list[Sym]:
         """The nodes that the outputs depend on, in topological order."""
@@ -233,7 +255,52 @@ class TraceOps:
         g = self.graph
         if not (isinstance(c, Sym) and c.kind == "b"):
             raise TypeError("o.where takes a boolean array as its condition")
+        if any(isinstance(v, Sym) and v.kind == "i" for v in (a, b)):
+            return g.node("iwhere", (c, g._ioperand(a), g._ioperand(b)), "i")
         return g.node("where", (c, g._operand(a), g._operand(b)), "f")
+
+    # -- integers as wide as the working dtype (the elementary functions' bit manipulations) --
+
+    def bits(self, x: Arg) -> Sym:
+        """The bits of a float array, as integers of its width."""
+        if not (isinstance(x, Sym) and x.kind == "f"):
+            raise TypeError("o.bits takes a float array")
+        return self.graph.node("bits", (x,), "i")
+
+    def from_bits(self, i: Sym) -> Sym:
+        """The float array of these bits."""
+        return self.graph.iop("from_bits", i, kind="f")
+
+    def iadd(self, a: Any, b: Any) -> Sym:
+        return self.graph.iop("iadd", a, b)
+
+    def isub(self, a: Any, b: Any) -> Sym:
+        return self.graph.iop("isub", a, b)
+
+    def iand(self, a: Any, b: Any) -> Sym:
+        return self.graph.iop("iand", a, b)
+
+    def ior(self, a: Any, b: Any) -> Sym:
+        return self.graph.iop("ior", a, b)
+
+    def shl(self, a: Sym, n: int) -> Sym:
+        return self.graph.iop("shl", a, n)
+
+    def shr(self, a: Sym, n: int) -> Sym:
+        """Logical shift right (zeros in)."""
+        return self.graph.iop("shr", a, n)
+
+    def sar(self, a: Sym, n: int) -> Sym:
+        """Arithmetic shift right (the sign bit in)."""
+        return self.graph.iop("sar", a, n)
+
+    def ilt(self, a: Any, b: Any) -> Sym:
+        """a < b as signed integers: a boolean array."""
+        return self.graph.iop("ilt", a, b, kind="b")
+
+    def itof(self, a: Sym) -> Sym:
+        """The signed integers as floats (rounded to nearest)."""
+        return self.graph.iop("itof", a, kind="f")
 
     def clip(self, x: Arg, lo: Arg | None, hi: Arg | None) -> Sym:
         """max(x, lo) then min(., hi), NaN kept; None: that side open."""
@@ -278,6 +345,59 @@ def trace(fn: Callable[..., Any], nin: int, args: Sequence[Any], prec: int) -> G
 
 
 
+# -- lowering: one walk over a graph, a printer per target ---------------------------------------
+
+
+def uses(g: Graph) -> dict[int, int]:
+    """How many times each live node is read (by another node or as an output)."""
+    n: dict[int, int] = {}
+    for s in g.live():
+        for a in s.args:
+            if isinstance(a, Sym):
+                n[a.index] = n.get(a.index, 0) + 1
+    for o in g.outputs:
+        if isinstance(o, Sym):
+            n[o.index] = n.get(o.index, 0) + 1
+    return n
+
+
+class Printer:
+    """A target's table of templates, and the little a target does differently. ``walk`` visits
+    the live nodes in order; a node is printed by the method ``op_<op>`` where the printer has
+    one, else by the template ``TEMPLATES[op + ":" + kind]`` or ``TEMPLATES[op]``, a format string
+    over the operands' references (``ref``); ``define`` records the node's expression."""
+
+    TEMPLATES: dict[str, str] = {}
+
+    def __init__(self, g: Graph) -> None:
+        self.g = g
+        self.uses = uses(g)
+
+    def ref(self, a: Arg, user: Sym) -> str:
+        raise NotImplementedError
+
+    def define(self, s: Sym, e: str) -> None:
+        raise NotImplementedError
+
+    def expr(self, s: Sym) -> str | None:
+        special = getattr(self, "op_" + s.op, None)
+        if special is not None:
+            return special(s)  # type: ignore[no-any-return]
+        t = self.TEMPLATES.get(f"{s.op}:{s.kind}") or self.TEMPLATES.get(s.op)
+        if t is None:
+            raise ValueError(f"{type(self).__name__} cannot print {s.op} ({s.kind})")
+        return t.format(*(self.ref(a, s) for a in s.args))
+
+
+def walk(g: Graph, printer: Printer) -> Printer:
+    """Print every live node of g, in order, with printer (see :class:`Printer`)."""
+    for s in g.live():
+        e = printer.expr(s)
+        if e is not None:  # (None: the op_ method wrote its own lines)
+            printer.define(s, e)
+    return printer
+
+
 # -- the Python lowering: a graph as a function over an ops namespace ---------------------------
 
 
@@ -289,84 +409,80 @@ def _py_const(v: float) -> str:
     return repr(v)  # Python's repr reads back as the same float
 
 
-def _dekker(i: int, args: tuple[Arg, ...], ref: Callable[[Arg], str], prec: int) -> list[str]:
-    """Lines that set v{i} = a * b - fl(a * b) by Dekker's product, its constants literals (a
-    run-time scalar operand split by kaun._special.split_const, as the working dtype holds it): the
-    arithmetic of kaun._special.two_prod, spelled out so that torch.compile sees constants."""
-    a, b = args
-    if not (isinstance(b, Sym) and b.kind == "f"):
-        a, b = b, a  # the array first
-    c = SPLIT[prec]
-    out = [f"    p{i} = {ref(a)} * {ref(b)}"]
-    for n, v in (("a", a), ("b", b)):
-        if isinstance(v, Sym) and v.kind == "f":
-            out += [f"    s{n}{i} = {ref(v)} * {c!r}",
-                    f"    {n}h{i} = s{n}{i} - (s{n}{i} - {ref(v)})",
-                    f"    {n}l{i} = {ref(v)} - {n}h{i}"]
-        else:
-            out.append(f"    {n}h{i}, {n}l{i} = _split_const({ref(v)}, {prec})")
-    out.append(f"    v{i} = ((ah{i} * bh{i} - p{i}) + ah{i} * bl{i} + al{i} * bh{i}) + al{i} * bl{i}")
-    return out
+class PythonPrinter(Printer):
+    """Lines of a Python function over an ops namespace ``o``: constants as literals (a tracer
+    such as torch.compile's sees constants, where module-level floats under ``dynamic=True``
+    become symbolic inputs); ``clip`` where a max feeds only a min; ``prod_err`` by Dekker's
+    product written out; ``fma`` as a product and a sum."""
+
+    TEMPLATES = {
+        **{op: "{0} " + sym + " {1}" for op, sym in INFIX.items()},
+        "neg": "-{0}", "mask": "o.mask({0}, x0)", "where": "o.where({0}, {1}, {2})",
+        "fma": "{0} * {1} + {2}",
+        **{op: "o." + op + "({0})" for op in ("exp", "expm1", "log1p", "tanh", "sqrt", "abs")},
+    }
+
+    def __init__(self, g: Graph) -> None:
+        super().__init__(g)
+        self.lines: list[str] = []
+        self.fused: set[int] = set()  # max nodes folded into the min that follows
+        self.live = g.live()
+
+    def ref(self, a: Arg, user: Sym | None = None) -> str:
+        return f"v{a.index}" if isinstance(a, Sym) else _py_const(float(a))
+
+    def define(self, s: Sym, e: str) -> None:
+        self.lines.append(f"    v{s.index} = {e}")
+
+    def op_in(self, s: Sym) -> str:
+        return f"x{s.args[0]}"
+
+    def op_param(self, s: Sym) -> str:
+        return f"p[{s.args[0]}]"
+
+    def op_max(self, s: Sym) -> str | None:
+        if self.uses.get(s.index) == 1 and any(t.op == "min" and t.args[0] is s for t in self.live):
+            self.fused.add(s.index)
+            return None
+        return f"o.clip({self.ref(s.args[0])}, {self.ref(s.args[1])}, None)"
+
+    def op_min(self, s: Sym) -> str:
+        x, hi = s.args
+        if isinstance(x, Sym) and x.index in self.fused:
+            return f"o.clip({self.ref(x.args[0])}, {self.ref(x.args[1])}, {self.ref(hi)})"
+        return f"o.clip({self.ref(x)}, None, {self.ref(hi)})"
+
+    def op_prod_err(self, s: Sym) -> None:
+        """v = a * b - fl(a * b) by Dekker's product, its constants literals (a run-time scalar
+        operand split by kaun._special.split_const, as the working dtype holds it): the arithmetic
+        of kaun._special.two_prod, spelled out so that torch.compile sees constants."""
+        i, (a, b) = s.index, s.args
+        if not (isinstance(b, Sym) and b.kind == "f"):
+            a, b = b, a  # the array first
+        c = SPLIT[self.g.prec]
+        out = [f"    p{i} = {self.ref(a)} * {self.ref(b)}"]
+        for n, v in (("a", a), ("b", b)):
+            if isinstance(v, Sym) and v.kind == "f":
+                out += [f"    s{n}{i} = {self.ref(v)} * {c!r}",
+                        f"    {n}h{i} = s{n}{i} - (s{n}{i} - {self.ref(v)})",
+                        f"    {n}l{i} = {self.ref(v)} - {n}h{i}"]
+            else:
+                out.append(f"    {n}h{i}, {n}l{i} = _split_const({self.ref(v)}, {self.g.prec})")
+        out.append(f"    v{i} = ((ah{i} * bh{i} - p{i}) + ah{i} * bl{i} + al{i} * bh{i}) + al{i} * bl{i}")
+        self.lines.extend(out)
+        return None
 
 
 def python_source(g: Graph, name: str = "f") -> str:
-    """``def name(o, x0, .., p):`` evaluating g with the ops namespace o: the graph's operations in
-    order, every constant a literal of the code (a tracer such as torch.compile's sees constants,
-    where module-level floats under ``dynamic=True`` become symbolic inputs), shared
-    subexpressions computed once; ``clip`` where a max feeds only a min; ``prod_err`` by
-    Dekker's product written out; ``fma`` as a product and a sum. p holds the run-time scalars, in order."""
-    live = g.live()
-    uses: dict[int, int] = {}
-    for s in live:
-        for a in s.args:
-            if isinstance(a, Sym):
-                uses[a.index] = uses.get(a.index, 0) + 1
-    for o in g.outputs:
-        if isinstance(o, Sym):
-            uses[o.index] = uses.get(o.index, 0) + 1
-    like = "x0"  # an input of the working dtype, for o.mask
-
-    def ref(a: Arg) -> str:
-        return f"v{a.index}" if isinstance(a, Sym) else _py_const(float(a))
-
-    lines = [f"def {name}(o, {', '.join(f'x{i}' for i in range(len(g.inputs)))}, p):"]
-    fused: set[int] = set()  # max nodes folded into the min that follows
-    for s in live:
-        i, op, a = s.index, s.op, s.args
-        if op == "in":
-            e = f"x{a[0]}"
-        elif op == "param":
-            e = f"p[{a[0]}]"
-        elif op in INFIX:
-            e = f"{ref(a[0])} {INFIX[op]} {ref(a[1])}"
-        elif op == "neg":
-            e = f"-{ref(a[0])}"
-        elif op == "mask":
-            e = f"o.mask({ref(a[0])}, {like})"
-        elif op == "where":
-            e = f"o.where({ref(a[0])}, {ref(a[1])}, {ref(a[2])})"
-        elif op == "fma":
-            e = f"{ref(a[0])} * {ref(a[1])} + {ref(a[2])}"
-        elif op == "max":
-            if uses.get(i) == 1 and any(t.op == "min" and t.args[0] is s for t in live):
-                fused.add(i)
-                continue
-            e = f"o.clip({ref(a[0])}, {ref(a[1])}, None)"
-        elif op == "min":
-            x = a[0]
-            if isinstance(x, Sym) and x.index in fused:
-                e = f"o.clip({ref(x.args[0])}, {ref(x.args[1])}, {ref(a[1])})"
-            else:
-                e = f"o.clip({ref(x)}, None, {ref(a[1])})"
-        elif op == "prod_err":
-            lines.extend(_dekker(i, a, ref, g.prec))
-            continue
-        else:
-            e = f"o.{op}({ref(a[0])})"
-        lines.append(f"    v{i} = {e}")
-    outs = [ref(o) for o in g.outputs]
-    lines.append(f"    return {outs[0] if len(outs) == 1 else '(' + ', '.join(outs) + ',)'}")
-    return "\n".join(lines) + "\n"
+    """``def name(o, x0, .., p):`` evaluating g with the ops namespace o (see
+    :class:`PythonPrinter`), shared subexpressions computed once; p holds the run-time scalars,
+    in order."""
+    pr = walk(g, PythonPrinter(g))
+    assert isinstance(pr, PythonPrinter)
+    outs = [pr.ref(o) for o in g.outputs]
+    head = f"def {name}(o, {', '.join(f'x{i}' for i in range(len(g.inputs)))}, p):"
+    ret = f"    return {outs[0] if len(outs) == 1 else '(' + ', '.join(outs) + ',)'}"
+    return "\n".join([head, *pr.lines, ret]) + "\n"
 
 
 def python_function(g: Graph) -> Callable[..., Any]:

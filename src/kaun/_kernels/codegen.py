@@ -17,7 +17,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._ir import BINARY, COMPARE, INFIX, Graph, Sym
+from .. import _elementary, _ir
+from .._ir import BINARY, COMPARE, LOGIC, Graph, Sym
+
+# the elementary functions: kaun._elementary writes them, as formulas; C calls them k_<name>[f]
+ELEMENTARY = ("exp", "expm1", "log1p", "tanh")
 
 # the argument block's limits and version (kargs.h), read from the header itself
 _KARGS = (Path(__file__).resolve().parent / "kargs.h").read_text()
@@ -71,14 +75,78 @@ def _store(io: str, e: str) -> str:
     return e
 
 
-_FN = {
-    "float": {"exp": "k_expf", "expm1": "k_expm1f", "log1p": "k_log1pf", "tanh": "k_tanhf",
-              "sqrt": "__builtin_sqrtf", "abs": "kf_abs", "max": "kf_max", "min": "kf_min",
-              "sel": "kf_sel", "prod_err": "kf_prod_err", "fma": "__builtin_fmaf"},
-    "double": {"exp": "k_exp", "expm1": "k_expm1", "log1p": "k_log1p", "tanh": "k_tanh",
-               "sqrt": "__builtin_sqrt", "abs": "kd_abs", "max": "kd_max", "min": "kd_min",
-               "sel": "kd_sel", "prod_err": "kd_prod_err", "fma": "__builtin_fma"},
-}
+# the C of each operation, per working type: {0}, {1}, .. are the operands; "op:s" is an
+# operation on run-time scalars (in double), "op:b" one on lane masks
+def _templates(w: str) -> dict[str, str]:
+    f = "f" if w == "float" else ""  # the float functions' suffix
+    p = "kf" if w == "float" else "kd"  # kmath.h's prefix
+    m, u, i = MASK[w], MASK[w], "int32_t" if w == "float" else "int64_t"
+    return {
+        **{op: "{0} " + sym + " {1}" for op, sym in BINARY.items()},
+        **{f"{op}:b": f"-({m})({{0}} {sym} {{1}})" for op, sym in COMPARE.items()},
+        **{f"{op}:b": "{0} " + sym + " {1}" for op, sym in LOGIC.items()},
+        "neg": "-{0}",
+        "mask": f"{p}_sel({{0}}, ({w})1, ({w})0)",
+        "where": f"{p}_sel({{0}}, {{1}}, {{2}})",
+        "max": f"{p}_max({{0}}, {{1}})", "min": f"{p}_min({{0}}, {{1}})",
+        "abs": f"{p}_abs({{0}})", "prod_err": f"{p}_prod_err({{0}}, {{1}})",
+        "fma": f"__builtin_fma{f}({{0}}, {{1}}, {{2}})", "sqrt": f"__builtin_sqrt{f}({{0}})",
+        **{op: f"k_{op}{f}({{0}})" for op in ELEMENTARY},
+        # integers of the working width, unsigned (wrapping); signed where the sign matters
+        "bits": f"{p}_bits({{0}})", "from_bits": f"{p}_from({{0}})",
+        "iadd": "{0} + {1}", "isub": "{0} - {1}", "iand": "{0} & {1}", "ior": "{0} | {1}",
+        "shl": "{0} << {1}", "shr": "{0} >> {1}", "sar": f"({u})(({i}){{0}} >> {{1}})",
+        "ilt": f"-({m})(({i}){{0}} < ({i}){{1}})", "itof": f"({w})({i}){{0}}",
+        "iwhere": "({0} & {1}) | (~{0} & {2})",
+    }
+
+
+_TEMPLATES = {w: _templates(w) for w in ("float", "double")}
+
+
+class CPrinter(_ir.Printer):
+    """The statements of a kernel's loop body (``body``) and of its prologue (``pre``: the
+    run-time scalars, in double as Python computes them, each rounded once to the working type
+    where it meets an array)."""
+
+    def __init__(self, g: Graph, w: str, load: str = "") -> None:
+        super().__init__(g)
+        self.w = w
+        self.TEMPLATES = _TEMPLATES[w]
+        self.load = load  # the I/O dtype whose elements "in" nodes read ("": function arguments)
+        self.pre: list[str] = []
+        self.body: list[str] = []
+        self.as_work: dict[int, str] = {}  # scalar node -> its name rounded to the working type
+
+    def ref(self, a: object, user: Sym | None = None) -> str:
+        w = self.w
+        if isinstance(a, Sym):
+            if a.kind == "s" and (user is None or user.kind != "s"):  # a scalar meets an array
+                if a.index not in self.as_work:
+                    self.as_work[a.index] = f"w{a.index}"
+                    self.pre.append(f"const {w} w{a.index} = ({w})s{a.index};")
+                return self.as_work[a.index]
+            return f"{'s' if a.kind == 's' else 'b' if a.kind == 'b' else 'v'}{a.index}"
+        if isinstance(a, int):
+            return f"(({MASK[w]}){a:#x}u)"
+        return _lit(float(a), "double" if user is not None and user.kind == "s" else w)  # type: ignore[arg-type]
+
+    def define(self, s: Sym, e: str) -> None:
+        i, w = s.index, self.w
+        if s.kind == "s":
+            self.pre.append(f"const double s{i} = {e};")
+        elif s.kind == "b":
+            self.body.append(f"const {MASK[w]} b{i} = {e};")
+        else:
+            self.body.append(f"const {MASK[w] if s.kind == 'i' else w} v{i} = {e};")
+
+    def op_in(self, s: Sym) -> str:
+        return _load(self.load, f"x{s.args[0]}[i]") if self.load else f"x{s.args[0]}"
+
+    def op_param(self, s: Sym) -> str:
+        if not 0 <= s.args[0] < MAX_P:
+            raise ValueError(f"run-time scalar {s.args[0]}, but kargs.h holds {MAX_P}")
+        return f"a->p[{s.args[0]}]"
 
 
 def kernel(spec: Spec) -> str:
@@ -88,71 +156,13 @@ def kernel(spec: Spec) -> str:
     if PREC[w] != g.prec:
         raise ValueError(f"{spec.name}: a {g.prec}-bit graph cannot serve {io}")
     nin = len(g.inputs)
-    live = g.live()
-    pre: list[str] = []  # before the loop: run-time scalars
-    body: list[str] = []
-    name: dict[int, str] = {}
-    as_work: dict[int, str] = {}  # scalar node -> its name rounded to the working type
-
-    def arr(a: object) -> str:
-        """An operand of an array operation, in the working type."""
-        if isinstance(a, Sym):
-            if a.kind == "s":
-                if a.index not in as_work:
-                    as_work[a.index] = f"w{a.index}"
-                    pre.append(f"const {w} w{a.index} = ({w}){name[a.index]};")
-                return as_work[a.index]
-            return name[a.index]
-        return _lit(float(a), w)  # type: ignore[arg-type]
-
-    def sca(a: object) -> str:
-        if isinstance(a, Sym):
-            return name[a.index]
-        return _lit(float(a), "double")  # type: ignore[arg-type]
-
-    for s in live:
-        i = s.index
-        op, args = s.op, s.args
-        if op == "in":
-            name[i] = f"v{i}"
-            body.append(f"const {w} v{i} = {_load(io, f'x{args[0]}[i]')};")
-        elif op == "param":
-            if not 0 <= args[0] < MAX_P:
-                raise ValueError(f"{spec.name}: run-time scalar {args[0]}, but kargs.h holds {MAX_P}")
-            name[i] = f"s{i}"
-            pre.append(f"const double s{i} = a->p[{args[0]}];")
-        elif s.kind == "s":  # arithmetic of scalars, in double as Python does it
-            name[i] = f"s{i}"
-            if op == "neg":
-                pre.append(f"const double s{i} = -{sca(args[0])};")
-            else:
-                pre.append(f"const double s{i} = {sca(args[0])} {BINARY[op]} {sca(args[1])};")
-        elif s.kind == "b":
-            name[i] = f"b{i}"
-            m = MASK[w]
-            if op in COMPARE:
-                e = f"-({m})({arr(args[0])} {INFIX[op]} {arr(args[1])})"
-            else:
-                e = f"{name[args[0].index]} {INFIX[op]} {name[args[1].index]}"
-            body.append(f"const {m} b{i} = {e};")
-        else:
-            name[i] = f"v{i}"
-            if op in BINARY:
-                e = f"{arr(args[0])} {INFIX[op]} {arr(args[1])}"
-            elif op == "neg":
-                e = f"-{arr(args[0])}"
-            elif op == "mask":
-                e = f"{_FN[w]['sel']}({name[args[0].index]}, ({w})1, ({w})0)"
-            elif op == "where":
-                e = f"{_FN[w]['sel']}({name[args[0].index]}, {arr(args[1])}, {arr(args[2])})"
-            elif op in ("max", "min", "prod_err"):
-                e = f"{_FN[w][op]}({arr(args[0])}, {arr(args[1])})"
-            elif op == "fma":
-                e = f"{_FN[w][op]}({arr(args[0])}, {arr(args[1])}, {arr(args[2])})"
-            else:
-                e = f"{_FN[w][op]}({arr(args[0])})"
-            body.append(f"const {w} v{i} = {e};")
-    outs = [arr(o) for o in g.outputs]
+    try:
+        pr = _ir.walk(g, CPrinter(g, w, io))
+    except ValueError as e:
+        raise ValueError(f"{spec.name}: {e}") from None
+    assert isinstance(pr, CPrinter)
+    pre, body = pr.pre, pr.body
+    outs = [pr.ref(o) for o in g.outputs]
     vjp = spec.order.startswith("vjp")
     if vjp:
         body.append(f"const {w} gin = {_load(io, f'x{nin}[i]')};")
@@ -189,12 +199,30 @@ void {spec.name}(const kaun_args *a, int64_t lo, int64_t hi) {{
 """
 
 
-PRELUDE = """#include <stdint.h>
+def elementary(name: str, prec: int) -> str:
+    """The C function ``k_<name>`` (float64) or ``k_<name>f`` (float32) of the elementary function
+    ``name``, printed from its formula (kaun._elementary)."""
+    g = _elementary.graph(name, prec)
+    w = "float" if prec == 32 else "double"
+    pr = _ir.walk(g, CPrinter(g, w))
+    assert isinstance(pr, CPrinter)
+    body = "\n    ".join(pr.body)
+    f = "f" if prec == 32 else ""
+    return (f"static inline {w} k_{name}{f}({w} x0) {{\n    {body}\n"
+            f"    return {pr.ref(g.outputs[0])};\n}}\n")
+
+
+def prelude() -> str:
+    """What every translation unit begins with: the headers, and the elementary functions."""
+    fns = "".join(elementary(n, p) for p in (32, 64) for n in _elementary.ORDER)
+    return f"""#include <stdint.h>
 #include "kargs.h"
 #include "kmath.h"
-"""
+
+/* the elementary functions, printed from kaun/_elementary.py */
+{fns}"""
 
 
 def source(specs: list[Spec]) -> str:
     """One translation unit with every kernel of ``specs``."""
-    return PRELUDE + "".join(kernel(s) for s in specs)
+    return prelude() + "".join(kernel(s) for s in specs)
