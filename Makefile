@@ -10,7 +10,8 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch is pinned to the CPU build that the machine carries; a plain `torch` pulls CUDA.
-	$(PY) -m pip install -q "torch==2.13.0" jax optax
+	# triton: the GPU kernels, tested without a GPU (its interpreter, its ahead-of-time compiler)
+	$(PY) -m pip install -q "torch==2.13.0" "triton==3.9.0" jax optax
 	# the frameworks kaun adapts to, which the tests run (Keras on the JAX and torch backends)
 	$(PY) -m pip install -q -e ".[test,plot,keras,flax,equinox,onnx]" mypy ruff
 	# kaun's compiled kernels into their cache, ahead of first use (without a C compiler the

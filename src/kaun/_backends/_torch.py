@@ -31,6 +31,7 @@ from torch.autograd import forward_ad as _fwd_ad
 from .. import _ir
 from .. import _kernels as K
 from .._core import ALL, ORDERS, Entry, halves
+from .._kernels import gpu as G
 from ._base import Backend
 
 _HALF = (torch.float16, torch.bfloat16)
@@ -159,6 +160,12 @@ def _cpu(t: Any) -> bool:
     return type(t) is torch.Tensor and t.is_cpu and t.layout is torch.strided
 
 
+def _plain(t: Any) -> bool:
+    """Whether t is a plain strided ``torch.Tensor`` on the CPU or a CUDA device (where a C or
+    a Triton kernel may read it)."""
+    return type(t) is torch.Tensor and t.layout is torch.strided and (t.is_cpu or t.is_cuda)
+
+
 def _like(x: Any, t: Any) -> Any:
     """t with x's dtype and strides (a copy only where it differs)."""
     if t.dtype == x.dtype and t.stride() == x.stride():
@@ -175,15 +182,19 @@ def _resolved(t: Any) -> Any:
     return t
 
 
-def _run(fn: int, c: K.Compiled, x: Any, g: Any = None) -> Any:
-    """Kernel fn over every element of x (and of the cotangent g), into a new tensor with x's
-    layout (dense layouts such as channels-last kept, others made contiguous)."""
+def _run(fn: Any, c: Any, x: Any, g: Any = None) -> Any:
+    """Kernel fn (of c: a C kernel's address, or a Triton kernel) over every element of x (and
+    of the cotangent g), into a new tensor with x's layout (dense layouts such as channels-last
+    kept, others made contiguous)."""
     x = _resolved(x)
     y = torch.empty_like(x)
     if not x.is_contiguous() and y.stride() != x.stride():  # overlapping or with gaps
         x = x.contiguous()
         y = torch.empty_like(x)
     g = None if g is None else _like(x, _resolved(g))  # (held: the kernel reads its memory)
+    if isinstance(c, G.Kernels):
+        G.launch(fn, c, [x] if g is None else [x, g], [y], x.numel())
+        return y
     K.runtime().kaun_run_flat(fn, x.data_ptr(), None if g is None else g.data_ptr(), y.data_ptr(),
                               x.numel(), c.p, c.np, K.torch_threads(torch.get_num_threads()))
     return y
@@ -236,9 +247,14 @@ def _scaled(g: Any, d: Any) -> Any:
     return g * d
 
 
-def _kernel(entry: Entry, x: Any, p: tuple[float, ...]) -> K.Compiled | None:
-    if not _eager() or not _cpu(x):
+def _kernel(entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
+    """The kernels that may serve x eagerly: C ones (kaun._kernels.Compiled) for a CPU tensor,
+    Triton ones (kaun._kernels.gpu.Kernels) for a CUDA tensor or, under
+    ``KAUN_TRITON=interpret``, a CPU one; None where none may."""
+    if not _eager() or not _plain(x):
         return None
+    if x.is_cuda or G.mode() == "interpret":
+        return G.compiled(entry, p, _IO[x.dtype])
     return K.compiled(entry, p, _IO[x.dtype])
 
 
@@ -256,7 +272,7 @@ def _grad(entry: Entry, g: Any, x: Any, p: tuple[float, ...], k: int = 1) -> Any
     """g f^(k)(x): the vjp kernel where no graph is being built; where one is, g times the
     Function of order k (for k < 3; the formula in torch operations for k = 3), so that the
     next derivative is again the entry's formula."""
-    if not torch.is_grad_enabled() and _eager() and _cpu(g):
+    if not torch.is_grad_enabled() and _eager() and _plain(g):
         c = _kernel(entry, x, p)
         fns = None if c is None else c.order(k)
         if c is not None and fns is not None:
@@ -388,12 +404,37 @@ def _native(entry: Entry) -> Any:
 # -- glu: the halves along an axis ---------------------------------------------------------------
 
 
-def _glu_run(fn: int, c: K.Compiled, x: Any, ax: int, g: Any = None) -> Any:
+def _rows(fn: Any, c: Any, a: Any, b: Any, g: Any, y: Any, y2: Any, rows: int, length: int,
+          astride: int, gstride: int, ostride: int) -> None:
+    """runtime.c's kaun_run_rows for a Triton kernel: operands a and b (tensors whose storage
+    starts at a row's first element), rows of ``length`` elements ``astride`` apart, the
+    cotangent g ``gstride`` apart, outputs y and y2 ``ostride`` apart."""
+    ins = [a, b] if g is None else [a, b, g]
+    outs = [y] if y2 is None else [y, y2]
+    G.launch(fn, c, ins, outs, rows * length, rows, length, (astride, astride, gstride),
+             (ostride, ostride))
+
+
+def _glu_run(fn: Any, c: Any, x: Any, ax: int, g: Any = None) -> Any:
     """glu's kernel fn over x seen as (rows, 2, length), its halves side by side: the value
     (rows, length), or with a cotangent g the gradient (rows, 2, length)."""
     x = _resolved(x).contiguous()
     n = x.shape[ax] // 2
     rows, length = K.glu_rows(x.shape, ax)
+    if isinstance(c, G.Kernels):
+        xf = x.view(-1)
+        if g is None:
+            out = x.new_empty(x.shape[:ax] + (n,) + x.shape[ax + 1:])
+            if out.numel():
+                _rows(fn, c, xf, xf[length:], None, out, None, rows, length, 2 * length, 0, length)
+            return out
+        g = _resolved(g).to(x.dtype).contiguous()
+        out = torch.empty_like(x)
+        if out.numel():
+            of = out.view(-1)
+            _rows(fn, c, xf, xf[length:], g, of, of[length:], rows, length, 2 * length, length,
+                  2 * length)
+        return out
     xp, off = x.data_ptr(), length * x.element_size()
     nt = K.torch_threads(torch.get_num_threads())
     run = K.runtime().kaun_run_rows
@@ -417,7 +458,7 @@ def _glu_value(entry: Entry, x: Any, ax: int) -> Any:
 
 
 def _glu_grad(entry: Entry, g: Any, x: Any, ax: int) -> Any:
-    if not torch.is_grad_enabled() and _eager() and _cpu(g):
+    if not torch.is_grad_enabled() and _eager() and _plain(g):
         c = _kernel(entry, x, ())
         if c is not None:
             return _glu_run(c.vjp, c, x, ax, g)
@@ -478,7 +519,7 @@ def _row_stride(t: Any) -> int | None:
     return int(t.stride(-2))
 
 
-def _pair_run(fn: int, c: K.Compiled, a: Any, b: Any, g: Any = None) -> Any:
+def _pair_run(fn: Any, c: Any, a: Any, b: Any, g: Any = None) -> Any:
     """A glu-kind kernel fn over two tensors a and b of one shape: the value, or with a
     cotangent g the two gradients (d/da, d/db), one pass; new contiguous outputs. Contiguous
     inputs are one run of elements; two halves of one tensor along its last axis (Megatron's
@@ -492,9 +533,20 @@ def _pair_run(fn: int, c: K.Compiled, a: Any, b: Any, g: Any = None) -> Any:
             rows, length, stride = n // a.shape[-1], a.shape[-1], sa
         else:
             a, b = a.contiguous(), b.contiguous()
+    cf = torch.contiguous_format  # (empty_like would keep a transposed view's strides)
+    if isinstance(c, G.Kernels):
+        if g is None:
+            out = torch.empty_like(a, memory_format=cf)
+            if n:
+                _rows(fn, c, a, b, None, out, None, rows, length, stride, 0, length)
+            return out
+        g = _resolved(g).to(a.dtype).contiguous()
+        da, db = torch.empty_like(a, memory_format=cf), torch.empty_like(a, memory_format=cf)
+        if n:
+            _rows(fn, c, a, b, g, da, db, rows, length, stride, length, length)
+        return da, db
     nt = K.torch_threads(torch.get_num_threads())
     run = K.runtime().kaun_run_rows
-    cf = torch.contiguous_format  # (empty_like would keep a transposed view's strides)
     if g is None:
         out = torch.empty_like(a, memory_format=cf)
         if n:
@@ -510,14 +562,14 @@ def _pair_run(fn: int, c: K.Compiled, a: Any, b: Any, g: Any = None) -> Any:
 
 
 def _pair_value(entry: Entry, a: Any, b: Any) -> Any:
-    c = _kernel(entry, a, ()) if _cpu(b) else None
+    c = _kernel(entry, a, ()) if _plain(b) and b.device == a.device else None
     if c is None:
         return _round(_work(entry, "value", (a, b), ()), a.dtype)
     return _pair_run(c.value, c, a, b)
 
 
 def _pair_grad(entry: Entry, g: Any, a: Any, b: Any) -> tuple[Any, Any]:
-    if not torch.is_grad_enabled() and _eager() and _cpu(g) and _cpu(b):
+    if not torch.is_grad_enabled() and _eager() and _plain(g) and _plain(b) and b.device == a.device:
         c = _kernel(entry, a, ())
         if c is not None:
             return _pair_run(c.vjp, c, a, b, g)  # type: ignore[no-any-return]
@@ -599,7 +651,7 @@ def _prelu_function() -> tuple[Any, Any]:
         @staticmethod
         def backward(ctx: Any, g: Any) -> Any:
             x, alpha = ctx.saved_tensors
-            if not torch.is_grad_enabled() and _eager() and _cpu(x) and _cpu(alpha) and _cpu(g):
+            if not torch.is_grad_enabled() and _eager() and _plain(x) and _plain(alpha) and _plain(g):
                 # torch's kernel: (x > 0 ? g : alpha g, x > 0 ? 0 : x g), broadcast, the
                 # formula's conventions (alpha at 0); one pass
                 gx, ga = torch.ops.aten._prelu_kernel_backward(g, x, alpha)
@@ -668,6 +720,8 @@ class TorchBackend(Backend):
             return lambda x: nat(x, *p) if x.dtype in _FLOATS and x.layout is _STRIDED and not x.is_nested else None
         if torch.compiler.is_compiling():  # (built by an eager call, never inside a trace)
             return None
+        if G.mode() == "interpret":  # (CPU tensors take the Triton kernels: the general path)
+            return None
         kernels: dict[Any, K.Compiled | None] = {}  # by dtype, filled on first use
         fns, h = _FNS[entry.key][0], _hex(p)
         run = K.runtime().kaun_run_flat
@@ -716,7 +770,7 @@ class TorchBackend(Backend):
         # checked shapes, which does not see the layout)
         _dense(entry.qualname, x)
         _dense(entry.qualname, alpha, "alpha")
-        if _cpu(x) and _cpu(alpha) and not _needs_grad(x, alpha) and _eager():
+        if _plain(x) and _plain(alpha) and not _needs_grad(x, alpha) and _eager():
             return torch._prelu_kernel(x, alpha)
         if _function_path(x, alpha):
             return _apply(_PRELU, x, alpha)
