@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint accuracy speed onnx compilers docs wheel wheel-check clean
+.PHONY: demo test lint accuracy speed onnx compilers docs wheel wheel-check gpu gpu-check clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,15 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples tools docs/build.py setup.py
 	$(VENV)/bin/mypy
+
+# every GPU (Triton) kernel compiled ahead of time for sm_80 and sm_90, without a GPU, and its
+# PTX checked for approximate or flush-to-zero arithmetic (tests/test_gpu.py takes a sample)
+gpu-check: $(STAMP)
+	TRITON_CACHE_DIR=$${TRITON_CACHE_DIR:-$(VENV)/triton-cache} $(PY) -m kaun.cli build --gpu sm_80,sm_90
+
+# on a GPU machine: bits against the CPU kernels, speed and memory against torch -> docs/gpu.md
+gpu: $(STAMP)
+	$(PY) benchmarks/gpu.py
 
 docs: $(STAMP)
 	$(PY) docs/build.py

@@ -163,13 +163,13 @@ def test_dispatch_kaun_triton_interpret(tmp_path: Path) -> None:
     assert differ == []
 
 
-def test_off_switch() -> None:
-    os.environ["KAUN_TRITON"] = "0"
-    try:
-        assert G.mode() == "off"
-        assert G.compiled(ALL["gelu"], (), "float32") is None
-    finally:
-        del os.environ["KAUN_TRITON"]
+def test_the_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    for v, m in (("0", "off"), ("off", "off"), ("interpret", "interpret"), ("", "gpu")):
+        monkeypatch.setenv("KAUN_TRITON", v)
+        assert G.mode() == m
+    monkeypatch.setenv("KAUN_TRITON", "0")
+    assert G.compiled(ALL["gelu"], (), "float32") is None
+    monkeypatch.delenv("KAUN_TRITON")
     assert G.mode() == "gpu"
 
 
@@ -200,3 +200,15 @@ def test_ahead_of_time_ptx_is_ieee(arch: int, tmp_path: Path, monkeypatch: pytes
     assert found == {}
     # Triton's cache keeps each kernel's PTX beside its binary
     assert list((tmp_path / "triton").rglob("*.ptx")) and list((tmp_path / "triton").rglob("*.cubin"))
+
+
+def test_the_gpu_benchmark_runs(tmp_path: Path) -> None:
+    """benchmarks/gpu.py (run on a GPU machine) in its smoke mode: the CPU under the
+    interpreter, tiny sizes; its bit check compares the interpreter with the C kernels."""
+    root = Path(__file__).resolve().parents[1]
+    e = {**os.environ, "KAUN_CACHE_DIR": str(tmp_path / "cache"), "KAUN_TRITON": "interpret"}
+    r = subprocess.run([sys.executable, str(root / "benchmarks" / "gpu.py"), "--smoke"],
+                       capture_output=True, text=True, env=e, timeout=600, check=False)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "bits: 16/16 cells equal" in r.stdout
+    assert "| bits equal the CPU kernels' | 16/16 | yes |" in r.stdout

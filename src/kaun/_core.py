@@ -42,7 +42,8 @@ class LRU(OrderedDict[Any, Any]):
     policy of kaun's caches keyed by what a caller chooses (hyper-parameter values, shapes, array
     types), each with its bound: per entry 64 fast callables (``Entry.fast``), 64 checked prelu
     and 64 checked glu calls (``kaun.activation._dispatch``), 512 compiled kernels with their
-    run-time scalars (``kaun._kernels.compiled``), 64 jitted JAX functions (``kaun._backends.
+    run-time scalars (``kaun._kernels.compiled``), 512 Triton kernel sets
+    (``kaun._kernels.gpu.compiled``), 64 jitted JAX functions (``kaun._backends.
     _jax``). A sweep past the bound keeps serving its new keys from the cache, and a key in use
     stays.
 

@@ -341,13 +341,17 @@ def _parser() -> argparse.ArgumentParser:
     bu.add_argument("--dtypes", default=",".join(DTYPES),
                     help=f"comma-separated I/O dtypes (default: {','.join(DTYPES)})")
     bu.add_argument("--jobs", type=int, default=0, help="compilers at a time (default: one per CPU)")
+    bu.add_argument("--gpu", metavar="ARCHS", default="",
+                    help="instead, compile the GPU (Triton) kernels for these CUDA architectures, "
+                    "comma-separated (sm_80,sm_90), into Triton's cache ($TRITON_CACHE_DIR), "
+                    "without a GPU; and check their PTX")
 
     ca = sub.add_parser("cache", help="where the compiled kernels are kept (or --clear them)")
     ca.add_argument("--clear", action="store_true", help="delete the kernel libraries kaun wrote there")
     return p
 
 
-def build_text(dtypes: str, jobs: int) -> str:
+def build_text(dtypes: str, jobs: int, gpu: str = "") -> str:
     from kaun import _kernels as K
 
     want = tuple(d.strip() for d in dtypes.split(",") if d.strip())
@@ -357,6 +361,8 @@ def build_text(dtypes: str, jobs: int) -> str:
     import time
 
     t = time.perf_counter()
+    if gpu:
+        return _build_gpu(want, gpu, t)
     try:
         from kaun._core import ALL
 
@@ -364,6 +370,35 @@ def build_text(dtypes: str, jobs: int) -> str:
     except RuntimeError as e:
         raise CLIError(f"build: {e}") from None
     return f"{n} kernel libraries in {K.cache_dir()} ({time.perf_counter() - t:.1f} s)"
+
+
+def _build_gpu(dtypes: tuple[str, ...], gpu: str, t: float) -> str:
+    import re
+    import time
+
+    from kaun._core import ALL
+    from kaun._kernels import gpu as G
+
+    archs = []
+    for a in gpu.split(","):
+        m = re.fullmatch(r"\s*(?:sm_?)?(\d{2,3})\s*", a)
+        if not m:
+            raise CLIError(f"build: --gpu takes CUDA architectures such as sm_80,sm_90, got {a!r}")
+        archs.append(int(m.group(1)))
+    if not G.available():
+        raise CLIError("build: --gpu needs triton (pip install 'kaun[gpu]')")
+    n, bad = G.build_all(list(ALL.values()), dtypes, tuple(archs),
+                         progress=lambda s: print(f"  {s}", file=sys.stderr))
+    import os
+
+    where = os.environ.get("TRITON_CACHE_DIR") or "Triton's cache (~/.triton/cache)"
+    lines = [f"{n} GPU kernels for {', '.join(f'sm_{a}' for a in archs)} in {where} "
+             f"({time.perf_counter() - t:.1f} s); PTX with approximate, flush-to-zero or "
+             f"contractible arithmetic: {len(bad)} kernels"]
+    lines += [f"  {k}: {v[:3]}" for k, v in list(bad.items())[:20]]
+    if bad:
+        raise CLIError("\n".join(lines))
+    return "\n".join(lines)
 
 
 def cache_text(clear: bool) -> str:
@@ -382,7 +417,7 @@ def cache_text(clear: bool) -> str:
         who = "prebuilt kernels" if st["path"] == "prebuilt" else "kernels compiled on this machine"
         where = {"prebuilt": "prebuilt", "cache": "from the cache", "compiled": "compiled now"}
         lines = [f"{who} serve NumPy, Dask and torch CPU arrays (JAX: the formulas through XLA; "
-                 "other torch devices: the formulas in torch operations)",
+                 "other torch devices but CUDA: the formulas in torch operations)",
                  f"runtime:  {st['runtime']} ({where.get(st['runtime_origin'], '?')}; "
                  + ("OpenMP threads)" if st["openmp"] else "no OpenMP: one thread a call)")]
     refused = f" (refused: {i['refused']})" if i["refused"] else ""
@@ -392,9 +427,23 @@ def cache_text(clear: bool) -> str:
         f"level:    {st['isa']} (this CPU: {st['detected_isa']}; KAUN_ISA sets another)",
         f"prebuilt: {st['prebuilt'] or 'none for this machine in this installation'}",
         f"compiler: {st['compiler'] or '-'}",
+        f"gpu:      {_gpu_line()}",
         f"cache:    {i['dir']} ({i['libraries']} kernel libraries, {i['bytes'] / 2**20:.1f} MiB){refused}",
         "set KAUN_CACHE_DIR to move it; `kaun-activation cache --clear` deletes kaun's files in it",
     ])
+
+
+def _gpu_line() -> str:
+    from kaun._kernels import gpu as G
+
+    m = G.mode()
+    if m == "off":
+        return "KAUN_TRITON=0: CUDA tensors take the formulas in torch operations"
+    if not G.available():
+        return "no triton: CUDA tensors take the formulas in torch operations (pip install 'kaun[gpu]')"
+    if m == "interpret":
+        return "KAUN_TRITON=interpret: CPU tensors take the Triton kernels under Triton's interpreter"
+    return "CUDA tensors take the Triton kernels (one per function and order, the CPU kernels' bits)"
 
 
 def _is_negative_number(token: str) -> bool:
@@ -456,7 +505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             gallery(args.output)
             print(f"wrote {args.output}")
         elif args.command == "build":
-            print(build_text(args.dtypes, args.jobs))
+            print(build_text(args.dtypes, args.jobs, args.gpu))
         elif args.command == "cache":
             print(cache_text(args.clear))
         sys.stdout.flush()  # (a closed pipe shows here, not at exit)

@@ -253,7 +253,9 @@ def _kernel(entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
     ``KAUN_TRITON=interpret``, a CPU one; None where none may."""
     if not _eager() or not _plain(x):
         return None
-    if x.is_cuda or G.mode() == "interpret":
+    if x.is_cuda:
+        return G.compiled(entry, p, _IO[x.dtype]) if G.usable(x.device) else None
+    if G.mode() == "interpret":
         return G.compiled(entry, p, _IO[x.dtype])
     return K.compiled(entry, p, _IO[x.dtype])
 

@@ -87,6 +87,17 @@ def mode() -> str:
     return "interpret" if v == "interpret" else "gpu"
 
 
+def usable(device: Any) -> bool:
+    """Whether a CUDA device can run the kernels: Triton compiles for compute capability 7.5
+    and later (an older GPU takes the formulas in torch operations). Cached per device."""
+    key = f"cap {device}"
+    if key not in _state:
+        import torch
+
+        _state[key] = torch.cuda.get_device_capability(device) >= (7, 5)
+    return bool(_state[key])
+
+
 def available() -> bool:
     """Whether triton can be imported (not whether a GPU is there)."""
     if "ok" not in _state:
@@ -332,8 +343,17 @@ def _module(entry: Entry, p: tuple[float, ...], io: str, high: bool, interpret: 
     return ns
 
 
-_KERNELS = LRU(512)
+_KERNELS = LRU(512)  # (entry, dtype, interpret, hyper-parameters) -> Kernels
 _ABSENT = object()
+
+
+def _forked() -> None:
+    # (a thread of the parent that held the lock, generating a module, is not in the child)
+    global _lock
+    _lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def compiled(entry: Entry, p: tuple[float, ...], io: str,
@@ -377,13 +397,20 @@ def launch(fn: Any, k: Kernels, ins: list[Any], outs: list[Any], n: int, rows: i
         ins = [t.view(_int16()) for t in ins]
         outs = [t.view(_int16()) for t in outs]
     args = (*ins, *outs, n, length or n, *st, *k.ph)
-    if k.interpret:
-        import numpy as np
+    try:
+        if k.interpret:
+            import numpy as np
 
-        with np.errstate(all="ignore"):  # (IEEE arithmetic in NumPy: inf and NaN are results)
-            fn[grid](*args, ROWS=rows > 1, BLOCK=block)
-    else:
-        fn[grid](*args, ROWS=rows > 1, BLOCK=block, num_warps=NUM_WARPS, enable_fp_fusion=False)
+            with np.errstate(all="ignore"):  # (IEEE arithmetic in NumPy: inf and NaN are results)
+                fn[grid](*args, ROWS=rows > 1, BLOCK=block)
+        else:
+            fn[grid](*args, ROWS=rows > 1, BLOCK=block, num_warps=NUM_WARPS,
+                     enable_fp_fusion=False)
+    except Exception as e:  # (Triton's compiler or driver: say what to do)
+        raise RuntimeError(
+            f"kaun: a Triton kernel failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+            "set KAUN_TRITON=0 to compute CUDA tensors with the formulas in torch operations"
+        ) from e
 
 
 # -- ahead of time: compiled for a GPU architecture, without a GPU --------------------------------
@@ -423,6 +450,28 @@ def aot(entry: Entry, p: tuple[float, ...], io: str, arch: int, high: bool = Fal
         out[s.name] = triton.compile(src, target=GPUTarget("cuda", arch, 32),
                                      options={"enable_fp_fusion": False, "num_warps": NUM_WARPS})
     return out
+
+
+def build_all(entries: list[Entry], dtypes: tuple[str, ...], archs: tuple[int, ...],
+              progress: Any = None) -> tuple[int, dict[str, list[str]]]:
+    """Compile every kernel of every form of ``entries`` (orders 0-3) for ``dtypes`` and each
+    CUDA architecture in ``archs`` ahead of time, into Triton's cache: (the number of kernels,
+    {kernel: its inexact PTX instructions} for any that has some)."""
+    n, bad = 0, {}
+    for e in entries:
+        for p in e.forms_params():
+            for io in dtypes:
+                for high in (False, True) if e.kind == "elementwise" else (False,):
+                    for arch in archs:
+                        for rows in (False, True) if e.kind == "glu" else (False,):
+                            for name, k in aot(e, p, io, arch, high, rows).items():
+                                n += 1
+                                found = inexact(k.asm["ptx"])
+                                if found:
+                                    bad[f"{e.key}{list(p)}/{io}/sm_{arch}/{name}"] = found
+                    if progress is not None:
+                        progress(f"{e.key} {io}{' (orders 2, 3)' if high else ''}")
+    return n, bad
 
 
 # PTX instructions whose result is not the correctly rounded IEEE one, or that flush subnormals
