@@ -142,7 +142,7 @@ def expm1(o: Any, x: Any) -> Any:
     r, ki = _reduce(o, xc, prec)
     em = o.fma(r, r * _em1_q(o, r, prec), r)  # expm1(r) = r + r (r q)
     top, bias, m = (30, 127, 23) if prec == 32 else (60, 1023, 52)  # 1 - 2^-k is 1 past them
-    kc = o.where(o.ilt(ki, top), ki, top)
+    kc = o.imin(ki, top)
     c = 1.0 - o.from_bits(o.shl(o.isub(bias, kc), m))
     s1, s2 = _pow2(o, ki, prec)
     y = ((em + c) * s1) * s2

@@ -298,6 +298,11 @@ class TraceOps:
         """a < b as signed integers: a boolean array."""
         return self.graph.iop("ilt", a, b, kind="b")
 
+    def imin(self, a: Any, b: Any) -> Sym:
+        """The smaller of a and b as signed integers (one instruction where a select of a
+        comparison is three)."""
+        return self.graph.iop("imin", a, b)
+
     def itof(self, a: Sym) -> Sym:
         """The signed integers as floats (rounded to nearest)."""
         return self.graph.iop("itof", a, kind="f")

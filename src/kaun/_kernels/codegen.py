@@ -97,11 +97,18 @@ def _templates(w: str) -> dict[str, str]:
         "iadd": "{0} + {1}", "isub": "{0} - {1}", "iand": "{0} & {1}", "ior": "{0} | {1}",
         "shl": "{0} << {1}", "shr": "{0} >> {1}", "sar": f"({u})(({i}){{0}} >> {{1}})",
         "ilt": f"-({m})(({i}){{0}} < ({i}){{1}})", "itof": f"({w})({i}){{0}}",
+        "imin": f"({u})(({i}){{0}} < ({i}){{1}} ? ({i}){{0}} : ({i}){{1}})",
         "iwhere": "({0} & {1}) | (~{0} & {2})",
     }
 
 
 _TEMPLATES = {w: _templates(w) for w in ("float", "double")}
+_TERNARY = {w: {**_TEMPLATES[w],
+                **{f"{op}:b": "({0} " + sym + " {1})" for op, sym in COMPARE.items()},
+                "ilt:b": "((%s){0} < (%s){1})" % ((("int32_t",) if w == "float" else ("int64_t",)) * 2),
+                "where": "{0} ? {1} : {2}", "iwhere": "{0} ? {1} : {2}",
+                "mask": f"{{0}} ? ({w})1 : ({w})0"}
+            for w in ("float", "double")}
 
 
 class CPrinter(_ir.Printer):
@@ -109,10 +116,14 @@ class CPrinter(_ir.Printer):
     run-time scalars, in double as Python computes them, each rounded once to the working type
     where it meets an array)."""
 
-    def __init__(self, g: Graph, w: str, load: str = "") -> None:
+    def __init__(self, g: Graph, w: str, load: str = "", masks: bool = True) -> None:
         super().__init__(g)
         self.w = w
-        self.TEMPLATES = _TEMPLATES[w]
+        # booleans as lane masks and selects as blends (the kernels' loops), or as C's int
+        # conditions and ternaries (the elementary functions, which gcc inlines and vectorizes
+        # with compare-to-mask and masked blends either way; there ternaries are fewer instructions)
+        self.TEMPLATES = _TEMPLATES[w] if masks else _TERNARY[w]
+        self.masks = masks
         self.load = load  # the I/O dtype whose elements "in" nodes read ("": function arguments)
         self.pre: list[str] = []
         self.body: list[str] = []
@@ -136,7 +147,7 @@ class CPrinter(_ir.Printer):
         if s.kind == "s":
             self.pre.append(f"const double s{i} = {e};")
         elif s.kind == "b":
-            self.body.append(f"const {MASK[w]} b{i} = {e};")
+            self.body.append(f"const {MASK[w] if self.masks else 'int'} b{i} = {e};")
         else:
             self.body.append(f"const {MASK[w] if s.kind == 'i' else w} v{i} = {e};")
 
@@ -204,7 +215,7 @@ def elementary(name: str, prec: int) -> str:
     ``name``, printed from its formula (kaun._elementary)."""
     g = _elementary.graph(name, prec)
     w = "float" if prec == 32 else "double"
-    pr = _ir.walk(g, CPrinter(g, w))
+    pr = _ir.walk(g, CPrinter(g, w, masks=False))
     assert isinstance(pr, CPrinter)
     body = "\n    ".join(pr.body)
     f = "f" if prec == 32 else ""

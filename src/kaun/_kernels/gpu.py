@@ -137,6 +137,7 @@ def _templates(prec: int) -> dict[str, str]:
         "sar": f"(({{0}}).to({s}, bitcast=True) >> {{1}}).to({u}, bitcast=True)",
         "ilt": f"({{0}}).to({s}, bitcast=True) < ({{1}}).to({s}, bitcast=True)",
         "itof": f"({{0}}).to({s}, bitcast=True).to({w})",
+        "imin": f"tl.minimum(({{0}}).to({s}, bitcast=True), ({{1}}).to({s}, bitcast=True)).to({u}, bitcast=True)",
         "iwhere": "tl.where({0}, {1}, {2})",
     }
 
