@@ -21,8 +21,8 @@ it builds the model. The fix is ``import kaun.hf`` before ``from_pretrained``.
 computes (the same function with the same hyper-parameters, within rounding; kaun's values are
 the accurate ones where they differ, e.g. GELU's negative tail). A config field that names
 another activation (``gelu_10``, ``linear``, ``xielu``, ...) is left as it is and named in a
-``UserWarning``. This module imports torch and transformers; ``import kaun.activation`` does not
-import it.
+``UserWarning``. This module imports torch and transformers (``pip install 'kaun[hf]'``);
+``import kaun.activation`` does not import it. docs/frameworks.md has the whole story.
 """
 
 from __future__ import annotations
