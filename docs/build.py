@@ -468,9 +468,9 @@ floating dtype.
 ## Pages
 
 {page_list}
-- [Frameworks](frameworks.md): NumPy, PyTorch (`kaun.nn`, DTensor), ONNX, JAX (sharded
-  arrays), Flax NNX (`kaun.flax`), Equinox (`kaun.equinox`), optax, Keras 3 (`kaun.keras`), Dask
-  (distributed), the Array API
+- [Frameworks](frameworks.md): NumPy, PyTorch (`kaun.nn`, DTensor), ONNX, Hugging Face
+  transformers (`kaun.hf`), JAX (sharded arrays), Flax NNX (`kaun.flax`), Equinox
+  (`kaun.equinox`), optax, Keras 3 (`kaun.keras`), Dask (distributed), the Array API
 - [ONNX](onnx.md): what each function exports to, and how close ONNX Runtime's result is
 - [Conventions](conventions.md): signatures, dtypes, errors, numerics, derivatives at kinks
 - [Accuracy](accuracy.md): the measured worst errors, in ULPs, against mpmath
@@ -526,8 +526,8 @@ kaun.activation finds the library of its input by the input's type (a framework 
 only when it is already imported: `import kaun.activation` imports none of them) and returns an
 array of the same library, shape, dtype and device, without a round trip through NumPy. The
 adapters for the libraries that build, save and deploy models are modules of their own, each
-importing only its framework: `kaun.nn` (PyTorch), `kaun.keras`, `kaun.flax`, `kaun.equinox`.
-Every code block on this page is run by `tests/test_docs.py`.
+importing only its framework: `kaun.nn` (PyTorch), `kaun.hf` (Hugging Face transformers),
+`kaun.keras`, `kaun.flax`, `kaun.equinox`. Every code block on this page is run by `tests/test_docs.py`.
 
 | input | how it runs | derivatives |
 |---|---|---|
@@ -543,6 +543,7 @@ What works where (each cell tested; the test files in the last column):
 |---|---|---|---|---|---|
 | [PyTorch](#pytorch) (`kaun.nn`) | eager, `torch.compile`, `torch.func`, `torch.jit.trace`, `DTensor`, the meta device | autograd, any order (2 and 3: kaun's formulas) | `state_dict`; `torch.export.save` / `load` | `torch.export`, [ONNX](#onnx) | test_nn, test_contexts, test_higher |
 | [ONNX Runtime](#onnx) | every function, float32 and float16, within kaun's bounds of kaun's result ([onnx.md](onnx.md)) | - | the `.onnx` file | from `torch.onnx.export` (dynamo and TorchScript) | test_onnx |
+| [Hugging Face transformers](#hugging-face-transformers) (`kaun.hf`) | a model's activations from its config (`hidden_act="kaun_silu"`) | as any PyTorch model | `save_pretrained` / `from_pretrained` in a fresh process, as kaun's modules | - | test_hf |
 | [JAX](#jax) | `jit`, `vmap`, sharded arrays | `grad`, `jvp`, `vjp`, `jet`, any order (2 and 3: kaun's formulas) | - | `jax.export` | test_contexts, test_higher, test_docs |
 | [Flax NNX](#flax-nnx) (`kaun.flax`) | in `nnx.Module`s, `nnx.Sequential`, `nnx.jit`, `nnx.vmap` | `nnx.grad`, `nnx.Optimizer`; learnable `kaun.flax.PReLU` | `nnx.split` / `nnx.merge`, a pure dict through msgpack | `jax.export` | test_flax |
 | [Equinox](#equinox) (`kaun.equinox`) | in `eqx.Module`s, `eqx.nn.MLP`, `eqx.filter_jit`, `jax.vmap` | `eqx.filter_grad` with optax; learnable `kaun.equinox.PReLU` | `eqx.tree_serialise_leaves` / `tree_deserialise_leaves` | `jax.export` | test_equinox |
@@ -652,6 +653,58 @@ np.testing.assert_allclose(y, model(x[:5]).detach().numpy(), rtol=1e-5, atol=1e-
 - Not supported: float64 (torch.onnx writes a float64 graph's constants as float32 values, so
   it computes with float32 constants) and bfloat16 (ONNX Runtime's CPU provider lacks bfloat16
   kernels).
+
+## Hugging Face transformers
+
+A transformers model builds its activations from a name in its config (`hidden_act="silu"`), so
+a `kaun.nn` module swapped in by hand is gone after `save_pretrained` / `from_pretrained`.
+`import kaun.hf` registers kaun's modules in transformers' `ACT2FN` under kaun's names with the
+prefix `kaun_` (`kaun_silu`, `kaun_gelu`, `kaun_gelu_approx`, `kaun_quick_gelu`,
+`kaun_relu_squared`, ...: every elementwise function), and `kaun.hf.use_kaun(model)` rewrites
+the config's names to them and swaps the model's activation modules, so that the model computes
+with kaun at once and the saved config names kaun's functions (`pip install 'kaun[hf]'`):
+
+```python
+import torch
+from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+import kaun.hf                                   # registers kaun_* in transformers' ACT2FN
+import kaun.nn
+
+config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                     num_attention_heads=4, num_key_value_heads=2)
+model = LlamaForCausalLM(config).eval()
+ids = torch.randint(0, 64, (1, 8))
+before = model(input_ids=ids).logits
+
+kaun.hf.use_kaun(model)                          # config.hidden_act: "silu" -> "kaun_silu"
+assert model.config.hidden_act == "kaun_silu"
+assert isinstance(model.model.layers[0].mlp.act_fn, kaun.nn.SiLU)  # prints as kaun.nn.SiLU()
+torch.testing.assert_close(model(input_ids=ids).logits, before)    # the same function
+
+model.save_pretrained("tiny-llama")              # config.json: "hidden_act": "kaun_silu"
+same = AutoModelForCausalLM.from_pretrained("tiny-llama").eval()   # kaun's modules again
+assert isinstance(same.model.layers[1].mlp.act_fn, kaun.nn.SiLU)
+torch.testing.assert_close(same(input_ids=ids).logits, model(input_ids=ids).logits)
+```
+
+- **The names.** `use_kaun` rewrites each config field (`hidden_act`, `activation_function`,
+  `hidden_activation`, any other, and those of sub-configs) whose value is a transformers name
+  of a function kaun computes, the same function with the same defaults (`kaun.hf.HF_TO_KAUN`,
+  each checked against transformers' module): `silu`, `swish` -> `kaun_silu`; `gelu`,
+  `gelu_python` -> `kaun_gelu` (erf); `gelu_new`, `gelu_pytorch_tanh`, `gelu_python_tanh`,
+  `gelu_accurate`, `gelu_fast` -> `kaun_gelu_approx` (`gelu_fast`'s constant has 10 digits:
+  1e-12 off in float64); `quick_gelu`; `relu2` -> `kaun_relu_squared`; `relu`, `relu6`,
+  `leaky_relu` (slope 0.01), `hardswish` -> `kaun_hard_silu`, `sigmoid`, `tanh`, `mish`,
+  `prelu`. A field naming another activation (`gelu_10`, `laplace`, `linear`, `sqrtsoftplus`,
+  `xielu`) is left as it is and named in a `UserWarning`. `use_kaun(config)` rewrites a config
+  before the model is built.
+- **The modules.** In a model, each child module of the class transformers builds for a
+  rewritten name becomes `kaun.nn`'s (a `torch.nn.LeakyReLU` with another slope, which the model
+  built itself, is left; a `PReLU` keeps its weight). A model that calls a torch function in its
+  `forward` instead of its config's activation module keeps that call.
+- **Loading.** A saved model whose config names `kaun_*` loads with kaun's modules in a process
+  that has imported `kaun.hf`. Without it, transformers raises `KeyError: 'kaun_silu'` while it
+  builds the model: `import kaun.hf` before `from_pretrained` (or `pipeline`) is the fix.
 
 ## JAX
 

@@ -489,7 +489,7 @@ def test_input_never_written(name: str) -> None:
 def test_gated_modules(cls: Any, name: str) -> None:
     f = getattr(A, name)
     x = torch.randn(4, 6)
-    assert KN.MODULES[name] is cls and repr(cls()) == f"{cls.__name__}(axis=-1)"
+    assert KN.MODULES[name] is cls and repr(cls()) == f"kaun.nn.{cls.__name__}(axis=-1)"
     assert torch.equal(cls()(x), f(x)) and torch.equal(cls(dim=0)(x), f(x, axis=0))
     assert torch.equal(cls()(gate=x, up=x * 2), f(gate=x, up=x * 2))
     assert list(cls().parameters()) == [] and cls().state_dict() == {}
@@ -503,7 +503,7 @@ def test_gated_modules(cls: Any, name: str) -> None:
                                            (KN.QuickGELU, "quick_gelu")])
 def test_elementwise_modules(cls: Any, name: str) -> None:
     x = torch.randn(4, 6)
-    assert KN.MODULES[name] is cls and repr(cls()) == f"{cls.__name__}()"
+    assert KN.MODULES[name] is cls and repr(cls()) == f"kaun.nn.{cls.__name__}()"
     assert torch.equal(cls()(x), getattr(A, name)(x))
 
 
@@ -589,7 +589,7 @@ def test_gated_mlp_block(name: str) -> None:
     torch.manual_seed(0)
     m = KN.GatedMLP(16, 24, name).double()
     assert isinstance(m.act, KN.MODULES[name]) and m.gate_up.weight.shape == (48, 16)
-    assert "(act): " + type(m.act).__name__ + "(axis=-1)" in repr(m)
+    assert "(act): kaun.nn." + type(m.act).__name__ + "(axis=-1)" in repr(m)
     up_w, gate_w = m.gate_up.weight.detach().chunk(2)
     x = torch.randn(3, 5, 16, dtype=torch.float64)
     up_proj, gate_proj = (torch.nn.Linear(16, 24, bias=False).double() for _ in range(2))

@@ -65,16 +65,23 @@ def test_hyper_parameters(module: torch.nn.Module, fn: Any) -> None:
 
 
 def test_repr() -> None:
-    assert repr(KN.LeakyReLU(negative_slope=0.2)) == "LeakyReLU(negative_slope=0.2)"
-    assert repr(KN.LeakyReLU()) == "LeakyReLU(negative_slope=0.01)"
-    assert repr(KN.Squareplus(b=4.0)) == "Squareplus(b=4.0)"
-    assert repr(KN.HardSigmoid(alpha=0.2)) == "HardSigmoid(alpha=0.2, beta=0.5)"
-    assert repr(KN.ELU(alpha=2)) == "ELU(alpha=2.0)"
-    assert repr(KN.GLU(axis=-1)) == "GLU(axis=-1)"
-    assert repr(KN.GELU()) == "GELU()" and repr(KN.GELUApprox()) == "GELUApprox()"
-    assert repr(KN.PReLU()) == "PReLU(num_parameters=1, init=0.25, channel_axis=1)"
+    """A kaun.nn module prints as kaun's (``kaun.nn.SiLU()``), not as torch's namesake."""
+    assert repr(KN.LeakyReLU(negative_slope=0.2)) == "kaun.nn.LeakyReLU(negative_slope=0.2)"
+    assert repr(KN.LeakyReLU()) == "kaun.nn.LeakyReLU(negative_slope=0.01)"
+    assert repr(KN.Squareplus(b=4.0)) == "kaun.nn.Squareplus(b=4.0)"
+    assert repr(KN.HardSigmoid(alpha=0.2)) == "kaun.nn.HardSigmoid(alpha=0.2, beta=0.5)"
+    assert repr(KN.ELU(alpha=2)) == "kaun.nn.ELU(alpha=2.0)"
+    assert repr(KN.GLU(axis=-1)) == "kaun.nn.GLU(axis=-1)"
+    assert repr(KN.GELU()) == "kaun.nn.GELU()" and repr(KN.GELUApprox()) == "kaun.nn.GELUApprox()"
+    assert repr(KN.PReLU()) == "kaun.nn.PReLU(num_parameters=1, init=0.25, channel_axis=1)"
+    assert repr(KN.Swish()) == "kaun.nn.SiLU()"  # (the same class)
     seq = torch.nn.Sequential(torch.nn.Linear(2, 3), KN.Mish())
-    assert "(1): Mish()" in repr(seq)
+    assert "(1): kaun.nn.Mish()" in repr(seq)
+
+    class Mine(KN.SiLU):  # a subclass of the user's prints its own name, as torch's do
+        pass
+
+    assert repr(Mine()) == "Mine()"
     assert KN.LeakyReLU(negative_slope=0.3).negative_slope == 0.3
 
 
@@ -363,11 +370,14 @@ def test_torch_modules_by_their_torch_arguments(name: str, args: tuple[Any, ...]
 
 
 def test_inplace_is_checked_and_shown_as_torch_shows_it() -> None:
-    assert repr(KN.ReLU(inplace=True)) == "ReLU(inplace=True)" == repr(torch.nn.ReLU(inplace=True))
-    assert repr(KN.ELU(1.0, True)) == "ELU(alpha=1.0, inplace=True)" == repr(torch.nn.ELU(1.0, True))
-    assert repr(KN.LeakyReLU(0.2, True)) == repr(torch.nn.LeakyReLU(0.2, True))
-    assert repr(KN.ReLU()) == "ReLU()" and KN.ReLU().inplace is False
-    assert repr(KN.HardTanh(inplace=True)) == "HardTanh(inplace=True)"
+    # torch's text, after the prefix that says the module is kaun's
+    assert repr(KN.ReLU(inplace=True)) == "kaun.nn." + repr(torch.nn.ReLU(inplace=True))
+    assert repr(KN.ReLU(inplace=True)) == "kaun.nn.ReLU(inplace=True)"
+    assert repr(KN.ELU(1.0, True)) == "kaun.nn." + repr(torch.nn.ELU(1.0, True))
+    assert repr(KN.ELU(1.0, True)) == "kaun.nn.ELU(alpha=1.0, inplace=True)"
+    assert repr(KN.LeakyReLU(0.2, True)) == "kaun.nn." + repr(torch.nn.LeakyReLU(0.2, True))
+    assert repr(KN.ReLU()) == "kaun.nn.ReLU()" and KN.ReLU().inplace is False
+    assert repr(KN.HardTanh(inplace=True)) == "kaun.nn.HardTanh(inplace=True)"
     assert not hasattr(KN.Sigmoid(), "inplace")  # (torch's Sigmoid has none either)
     with pytest.raises(TypeError, match=r"kaun\.nn\.ReLU: inplace must be a bool, got int"):
         KN.ReLU(inplace=1)  # type: ignore[arg-type]
@@ -379,12 +389,12 @@ def test_gelu_approximate_and_glu_dim() -> None:
     x = _x()
     tanh = KN.GELU(approximate="tanh")
     assert torch.equal(tanh(x), A.gelu_approx(x)) and torch.equal(KN.GELU("none")(x), A.gelu(x))
-    assert repr(tanh) == "GELU(approximate='tanh')" and repr(KN.GELU()) == "GELU()"
+    assert repr(tanh) == "kaun.nn.GELU(approximate='tanh')" and repr(KN.GELU()) == "kaun.nn.GELU()"
     assert tanh.approximate == "tanh"
     with pytest.raises(ValueError, match=r"kaun\.nn\.GELU: approximate must be 'none' or 'tanh'"):
         KN.GELU(approximate="erf")
     g = KN.GLU(dim=0)
-    assert g.axis == g.dim == 0 and repr(g) == "GLU(axis=0)"
+    assert g.axis == g.dim == 0 and repr(g) == "kaun.nn.GLU(axis=0)"
     assert torch.equal(g(x), A.glu(x, axis=0))
     with pytest.raises(TypeError, match=r"kaun\.nn\.GLU: give axis or dim"):
         KN.GLU(1, dim=0)

@@ -85,7 +85,16 @@ def _inplace(module: torch.nn.Module, inplace: Any) -> bool:
     return inplace
 
 
-class _Activation(torch.nn.Module):
+class _Module(torch.nn.Module):
+    """A kaun.nn module prints as ``kaun.nn.SiLU()``, not as torch's namesake ``SiLU()`` (a
+    subclass defined elsewhere prints its own name, as torch's)."""
+
+    def _get_name(self) -> str:
+        cls = type(self)
+        return f"kaun.nn.{cls.__name__}" if cls.__module__ == __name__ else cls.__name__
+
+
+class _Activation(_Module):
     """An activation without learnable state: ``forward(x) = fn(x, **hyper-parameters)``.
 
     Where torch's module takes ``inplace``, so does this one (an attribute, shown by ``repr`` as
@@ -197,7 +206,7 @@ class HardSigmoid(_Activation):
 Hardsigmoid = HardSigmoid
 
 
-class PReLU(torch.nn.Module):
+class PReLU(_Module):
     """``kaun.activation.prelu`` with a learnable alpha: ``max(0, x) + alpha * min(0, x)``.
 
     Args:
@@ -411,7 +420,7 @@ class LogSigmoid(_Activation):
 # ---- Gating ------------------------------------------------------------------------------------
 
 
-class GLU(torch.nn.Module):
+class GLU(_Module):
     """``kaun.activation.glu``: halves of ``x`` along ``axis``, ``first * sigmoid(second)``.
 
     ``dim`` is torch's name for the axis: ``GLU(dim=0)`` is ``GLU(axis=0)`` (give one of them).
@@ -443,7 +452,7 @@ class GLU(torch.nn.Module):
         return f"axis={self.axis}"
 
 
-class _Gated(torch.nn.Module):
+class _Gated(_Module):
     """A function of the gated family (beyond the spec): ``forward(x)`` splits ``x`` along
     ``axis``, ``first * act(second)`` (as ``GLU``); ``forward(gate=g, up=u)`` is ``u * act(g)``
     for two projections (Hugging Face LLaMA's ``act(gate_proj(x)) * up_proj(x)``)."""
@@ -507,7 +516,7 @@ class ReGLU(_Gated):
     name = "reglu"
 
 
-class ReLUSquared(torch.nn.Module):
+class ReLUSquared(_Module):
     """``kaun.activation.relu_squared``: ``max(x, 0)^2`` (Primer; Hugging Face's ``relu2``)."""
 
     name: ClassVar[str] = "relu_squared"
@@ -517,7 +526,7 @@ class ReLUSquared(torch.nn.Module):
         return out
 
 
-class QuickGELU(torch.nn.Module):
+class QuickGELU(_Module):
     """``kaun.activation.quick_gelu``: ``x * sigmoid(1.702 x)`` (CLIP)."""
 
     name: ClassVar[str] = "quick_gelu"
@@ -527,7 +536,7 @@ class QuickGELU(torch.nn.Module):
         return out
 
 
-class GatedMLP(torch.nn.Module):
+class GatedMLP(_Module):
     """The gated MLP block of today's language models: ``down(act(gate_up(x)))``.
 
     ``gate_up`` is one ``Linear(dim, 2 * hidden)`` holding both projections, the up half first
