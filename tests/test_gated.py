@@ -634,3 +634,53 @@ def test_signature_and_kinds(name: str) -> None:
         assert f(gate=m[:2], up=m[2:]).mask.tolist() == [False, True]
     else:
         assert f(m).mask.tolist() == [False, True, False, False]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("name", ["swiglu", "geglu"])
+def test_gated_mlp_inplace_backward(name: str, dtype: torch.dtype) -> None:
+    """GatedMLP's backward writes the activation's gradient over gate_up's output: the same
+    gradients, bitwise, as the usual backward; a second backward says why it cannot run; a
+    graph being built (create_graph) or a forward hook that may hold gate_up's output takes the
+    usual backward."""
+    torch.manual_seed(0)
+    m = KN.GatedMLP(16, 32, name, dtype=dtype)
+    usual = KN.GatedMLP(16, 32, name, dtype=dtype, inplace_backward=False)
+    usual.load_state_dict(m.state_dict())
+    assert "inplace_backward=False" in repr(usual) and "inplace_backward" not in repr(m)
+    x = torch.randn(4, 7, 16, dtype=dtype, requires_grad=True)
+    ga = torch.autograd.grad(m(x).square().sum(), [x, *m.parameters()])
+    gb = torch.autograd.grad(usual(x).square().sum(), [x, *usual.parameters()])
+    for a, b in zip(ga, gb, strict=True):
+        assert torch.equal(a, b)
+    y = m(x).sum()
+    y.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="inplace_backward=False"):
+        y.backward()
+    # create_graph: the usual backward (a double backward through it works)
+    (g1,) = torch.autograd.grad(m(x).sum(), x, create_graph=True)
+    (g2,) = torch.autograd.grad(usual(x).sum(), x, create_graph=True)
+    assert torch.equal(g1, g2)
+    g1.sum().backward()
+    # a forward hook that keeps gate_up's output: it stays intact
+    kept: list[torch.Tensor] = []
+    hook = m.gate_up.register_forward_hook(lambda mod, i, o: kept.append(o))
+    m(x).sum().backward()
+    assert torch.equal(kept[0], m.gate_up(x))
+    hook.remove()
+
+
+def test_gated_mlp_peak_memory() -> None:
+    """The issue's target, measured as benchmarks/gated.py measures it (the resident set's
+    high-water mark of one forward + backward, fresh processes), at a quarter of its size:
+    GatedMLP's peak <= 0.8x the composite block's."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import gated
+
+    comp = gated.mlp_peak("swiglu", "composite", tokens=2048, dim=256, hidden=1024)
+    ours = gated.mlp_peak("swiglu", "kaun", tokens=2048, dim=256, hidden=1024)
+    assert comp > 16 * 2**20
+    assert ours <= 0.8 * comp, (ours / 2**20, comp / 2**20)

@@ -417,10 +417,12 @@ def _rows(fn: Any, c: Any, a: Any, b: Any, g: Any, y: Any, y2: Any, rows: int, l
              (ostride, ostride))
 
 
-def _glu_run(fn: Any, c: Any, x: Any, ax: int, g: Any = None) -> Any:
+def _glu_run(fn: Any, c: Any, x: Any, ax: int, g: Any = None, into: Any = None) -> Any:
     """glu's kernel fn over x seen as (rows, 2, length), its halves side by side: the value
-    (rows, length), or with a cotangent g the gradient (rows, 2, length)."""
+    (rows, length), or with a cotangent g the gradient (rows, 2, length), written into ``into``
+    where given (x itself: each element is read before its gradient is written over it)."""
     x = _resolved(x).contiguous()
+    ax %= x.dim()  # (glu_rows reads the shape around ax: -1 would read it all)
     n = x.shape[ax] // 2
     rows, length = K.glu_rows(x.shape, ax)
     if isinstance(c, G.Kernels):
@@ -431,7 +433,7 @@ def _glu_run(fn: Any, c: Any, x: Any, ax: int, g: Any = None) -> Any:
                 _rows(fn, c, xf, xf[length:], None, out, None, rows, length, 2 * length, 0, length)
             return out
         g = _resolved(g).to(x.dtype).contiguous()
-        out = torch.empty_like(x)
+        out = torch.empty_like(x) if into is None else into
         if out.numel():
             of = out.view(-1)
             _rows(fn, c, xf, xf[length:], g, of, of[length:], rows, length, 2 * length, length,
@@ -446,7 +448,7 @@ def _glu_run(fn: Any, c: Any, x: Any, ax: int, g: Any = None) -> Any:
             c.p, c.np, nt)
     else:
         g = _resolved(g).to(x.dtype).contiguous()
-        out = torch.empty_like(x)
+        out = torch.empty_like(x) if into is None else into
         run(fn, xp, xp + off, g.data_ptr(), out.data_ptr(), out.data_ptr() + off, rows, length,
             2 * length, length, 2 * length, c.p, c.np, nt)
     return out
@@ -505,6 +507,69 @@ def _glu_function(name: str) -> tuple[Any, Any]:
     Fn.__name__ = Fn.__qualname__ = f"kaun_{name}"
     FnC.__name__ = FnC.__qualname__ = f"kaun_{name}_compiled"
     return Fn, FnC
+
+
+_TWICE = (
+    "kaun.nn.GatedMLP: its backward wrote the activation's gradient over the activation's saved "
+    "input (inplace_backward=True saves that much memory), so it cannot run a second time; "
+    "build the block with inplace_backward=False to backward through it more than once "
+    "(retain_graph=True)"
+)
+
+
+def _glu_inplace_function(name: str) -> Any:
+    """The Function of a glu-kind entry for kaun.nn.GatedMLP: as ``_glu_function``'s, but its
+    backward (a plain one: no graph being built, a kernel at hand, x contiguous) writes the
+    gradient over the saved x and returns x, so that the block's backward holds one tensor of
+    x's size where it held two. Safe because x is the block's own intermediate (its gate_up
+    projection's output, seen by nothing else) and its version is bumped (any other saved
+    reference to it would raise torch's in-place error); a second backward raises (_TWICE)."""
+
+    class Fn(torch.autograd.Function):
+        @staticmethod
+        def forward(x: Any, ax: int) -> Any:
+            return _glu_value(ALL[name], x, ax)
+
+        @staticmethod
+        def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+            x, ctx.ax = inputs
+            ctx.save_for_backward(x)
+            ctx.consumed = False
+
+        @staticmethod
+        def backward(ctx: Any, g: Any) -> Any:
+            if ctx.consumed:
+                raise RuntimeError(_TWICE)
+            (x,) = ctx.saved_tensors
+            e = ALL[name]
+            if (not torch.is_grad_enabled() and _eager() and _plain(g) and _plain(x)
+                    and x.is_contiguous() and not (x.is_neg() or x.is_conj())):
+                c = _kernel(e, x, ())
+                if c is not None:
+                    ctx.consumed = True
+                    _glu_run(c.vjp, c, x, ctx.ax, g, into=x)
+                    torch.autograd.graph.increment_version(x)
+                    return x, None
+            return _glu_grad(e, g, x, ctx.ax), None
+
+    Fn.__name__ = Fn.__qualname__ = f"kaun_{name}_inplace_backward"
+    return Fn
+
+
+def glu_inplace_backward(entry: Entry, x: Any, ax: int) -> Any:
+    """entry (glu-kind) of x split along ax, for kaun.nn.GatedMLP: eagerly with autograd, the
+    Function whose backward overwrites x (see ``_glu_inplace_function``); otherwise the usual
+    call."""
+    if (_needs_grad(x) and _eager() and type(x) is torch.Tensor
+            and not torch.compiler.is_compiling()):
+        fn = _INPLACE.get(entry.key)
+        if fn is None:
+            fn = _INPLACE[entry.key] = _glu_inplace_function(entry.key)
+        return fn.apply(x, ax % x.dim())  # (the axis as _dispatch gives it: non-negative)
+    return None
+
+
+_INPLACE: dict[str, Any] = {}
 
 
 # -- the gated family of two separate arrays (up, gate) ------------------------------------------
