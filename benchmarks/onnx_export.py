@@ -1,5 +1,5 @@
 """kaun.nn through torch.onnx.export(dynamo=True) into ONNX Runtime: what each function exports
-to, and how far ONNX Runtime's result is from kaun's eager one.
+to (the 25 and the six beyond the spec), and how far ONNX Runtime's result is from kaun's eager one.
 
     .venv/bin/python benchmarks/onnx_export.py          # every function, writes docs/onnx.md
     .venv/bin/python benchmarks/onnx_export.py --quick  # a smaller float32 grid, writes nothing
@@ -77,20 +77,52 @@ CASES: list[tuple[str, str, dict[str, Any]]] = [
     ("glu", "GLU", {}),
     ("sparse_plus", "SparsePlus", {}),
     ("sparse_sigmoid", "SparseSigmoid", {}),
+    # beyond the spec (A.names(extras=True)): the gated ones split, as glu, and by name
+    ("swiglu", "SwiGLU", {}),
+    ("swiglu(gate=, up=)", "named:swiglu", {}),
+    ("geglu", "GeGLU", {}),
+    ("geglu(gate=, up=)", "named:geglu", {}),
+    ("geglu_approx", "GeGLUApprox", {}),
+    ("geglu_approx(gate=, up=)", "named:geglu_approx", {}),
+    ("reglu", "ReGLU", {}),
+    ("reglu(gate=, up=)", "named:reglu", {}),
+    ("relu_squared", "ReLUSquared", {}),
+    ("quick_gelu", "QuickGELU", {}),
 ]
+
+# the cases whose input is two values side by side (case_input): glu's halves along the last
+# axis, or the gated functions' up (first) and gate (second) by name
+PAIRED = ("GLU", "SwiGLU", "GeGLU", "GeGLUApprox", "ReGLU")
 
 
 def module(cls: str, params: dict[str, Any]) -> Any:
-    """The kaun.nn module of a case, in eval mode."""
+    """The kaun.nn module of a case, in eval mode; ``named:NAME`` a module that calls
+    ``A.NAME(gate=x[..., 1:], up=x[..., :1])`` (the split form's numbers, by name)."""
+    import torch
+
+    import kaun.activation as A
     import kaun.nn as KN
 
+    if cls.startswith("named:"):
+        fn = A.get(cls.split(":", 1)[1])
+
+        class Named(torch.nn.Module):
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                out: torch.Tensor = fn(gate=x[..., 1:], up=x[..., :1])
+                return out
+
+        return Named().eval()
     return getattr(KN, cls)(**params).eval()
 
 
+def paired(cls: str) -> bool:
+    return cls in PAIRED or cls.startswith("named:")
+
+
 def case_input(cls: str, x: np.ndarray) -> np.ndarray:
-    """A case's input for the 1-d values x: x itself, or for glu x and x reversed side by side
-    (its halves along the last axis: every pair of values meets)."""
-    return np.stack([x, x[::-1]], -1) if cls == "GLU" else x
+    """A case's input for the 1-d values x: x itself, or for glu and the gated functions x and x
+    reversed side by side (the halves along the last axis: every pair of values meets)."""
+    return np.stack([x, x[::-1]], -1) if paired(cls) else x
 
 
 @contextlib.contextmanager

@@ -319,8 +319,9 @@ def function_section(e: Entry, img_dir: str) -> str:
         out += [
             ("Flax and Equinox take the function itself (`eqx.nn.MLP(..., activation="
              f"A.{e.name})`). " if e.kind == "elementwise" else "")
-            + "Keras, Flax NNX and Equinox layers of their own, ONNX export and Hugging Face "
-            "registration are not there yet (issue 20).", ""]
+            + f"Keras: `kaun.keras.{MODULES[e.name]}`; ONNX export: "
+            f"[onnx.md](onnx.md) (see [where models are built](#where-models-are-built)). "
+            "Hugging Face registration is not there yet (issue 20).", ""]
     elif e.kind == "elementwise":
         bound = f"functools.partial(A.{e.name}, {OTHER_PARAMS[e.name]})" \
             if e.name in OTHER_PARAMS else f"A.{e.name}"
@@ -403,7 +404,45 @@ def beyond_page(img_dir: str) -> str:
             "", "[Index](index.md) · [Conventions](conventions.md#the-gated-family)", ""]
     for e in entries:
         out += [function_section(e, img_dir), ""]
+    out += [MODELS]
     return "\n".join(out).rstrip() + "\n"
+
+
+MODELS = """## Where models are built
+
+### Keras 3
+
+After `import kaun.keras as KK` every function is registered for saving as `kaun>name`, as the
+spec's: `KK.swiglu`, ..., `KK.relu_squared`, `KK.quick_gelu` (or `KK.get("relu2")`), and the
+layers `KK.SwiGLU(axis=-1)`, `KK.GeGLU`, `KK.GeGLUApprox`, `KK.ReGLU`, `KK.ReLUSquared`,
+`KK.QuickGELU`. The gated ones halve their input along `axis`, so they are layers or calls on a
+tensor (`KK.swiglu(x)`), not a `Dense` activation; on two tensors by name,
+`KK.swiglu(gate=g, up=u)` or `KK.SwiGLU()(gate=g, up=u)` is one node of two inputs.
+`KK.GatedMLP(hidden, "swiglu")` is the block: `Dense(2 * hidden)` without bias (up half first),
+the gated function, `Dense` back to the input's last dimension. All save with `model.save` and
+load with `keras.models.load_model` (JAX and torch backends: `tests/test_keras.py`). Keras's
+`activation="..."` strings name Keras's functions only: pass kaun's function or `KK.get(name)`.
+
+### Flax NNX
+
+The functions are plain callables (`nnx.Sequential(..., A.relu_squared, ...)`,
+`A.swiglu(gate=g, up=u)` in a `__call__`). `kaun.flax.GatedMLP(dim, hidden, "swiglu",
+rngs=rngs)` is the block with `nnx.Linear` layers `gate_up` (dim to 2 * hidden, no bias by
+default) and `down`; it runs under `nnx.jit` and `nnx.grad` (`tests/test_flax.py`).
+
+### Equinox
+
+As in Flax, the functions themselves (`eqx.nn.MLP(..., activation=A.quick_gelu)`), and
+`kaun.equinox.GatedMLP(dim, hidden, "swiglu", key=key)`, with `eqx.nn.Linear` layers, one
+example per call (`jax.vmap` it over a batch), under `eqx.filter_jit` and `eqx.filter_grad`
+(`tests/test_equinox.py`).
+
+### ONNX
+
+`torch.onnx.export` of `kaun.nn.SwiGLU`, ..., `kaun.nn.QuickGELU` (the gated ones split and by
+`gate=`/`up=`) runs in ONNX Runtime within kaun's bounds of kaun's own results, as the spec's
+functions: the table of [onnx.md](onnx.md) (`benchmarks/onnx_export.py`, `tests/test_onnx.py`).
+"""
 
 
 # ---- index and frameworks ----------------------------------------------------------------------

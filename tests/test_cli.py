@@ -112,6 +112,17 @@ def test_eval_gated(capsys: pytest.CaptureFixture[str], name: str) -> None:
     assert rc == 0 and [float(v.split()[1]) for v in out.splitlines()[2:]] == d.tolist()
 
 
+@pytest.mark.parametrize("name", ["relu_squared", "quick_gelu"])
+def test_eval_elementwise_extras(capsys: pytest.CaptureFixture[str], name: str) -> None:
+    """The elementwise functions beyond the spec, as any other: values, derivatives of order 2."""
+    x = np.array([-1.0, 2.0])
+    rc, out, _ = run(capsys, "eval", name, "-1", "2")
+    assert rc == 0 and [float(y) for _, y in table(out)] == A.get(name)(x).tolist()
+    rc, out, _ = run(capsys, "eval", name, "-1", "2", "--order", "2")
+    want = A.derivative(A.get(name), order=2)(x)
+    assert rc == 0 and [float(y) for _, y in table(out)] == want.tolist()
+
+
 def test_eval_glu(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = run(capsys, "eval", "glu", "1", "2", "-1", "0")
     assert rc == 0

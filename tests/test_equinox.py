@@ -152,3 +152,33 @@ def test_prelu_errors_name_the_module() -> None:
         KE.PReLU(num_parameters=-1)
     with pytest.raises(ValueError, match="kaun.equinox.PReLU: the input has 4 channels on axis 0"):
         KE.PReLU(num_parameters=3)(jnp.ones((4, 2)))
+
+
+@pytest.mark.parametrize("activation", ["swiglu", "geglu", "geglu_approx", "reglu"])
+def test_gated_mlp_forward_grad_jit(activation: str) -> None:
+    """kaun.equinox.GatedMLP: down(act(gate_up(x))) of its eqx.nn.Linear layers, one example
+    (jax.vmap over a batch), under eqx.filter_jit and eqx.filter_grad."""
+    model = KE.GatedMLP(8, 16, activation, key=jax.random.key(0))
+    assert model.gate_up.weight.shape == (32, 8) and model.down.weight.shape == (8, 16)
+    assert model.gate_up.bias is None and model.down.bias is None
+    x = jax.random.normal(jax.random.key(1), (5, 8), jnp.float32)
+    y = jax.vmap(model)(x)
+    assert y.shape == (5, 8)
+    want = A.get(activation)(x @ model.gate_up.weight.T) @ model.down.weight.T
+    np.testing.assert_allclose(np.asarray(y), np.asarray(want), rtol=1e-5, atol=1e-6)
+    assert close(eqx.filter_jit(lambda m, v: jax.vmap(m)(v))(model, x), np.asarray(y), 4)
+    grads = eqx.filter_jit(eqx.filter_grad(lambda m, v: (jax.vmap(m)(v) ** 2).sum()))(model, x)
+    for g in (grads.gate_up.weight, grads.down.weight):
+        assert np.all(np.isfinite(np.asarray(g))) and np.abs(np.asarray(g)).max() > 0
+    gx = jax.grad(lambda v: model(v).sum())(x[0])
+    assert gx.shape == (8,) and np.all(np.isfinite(np.asarray(gx)))
+
+
+def test_gated_mlp_options_and_errors() -> None:
+    model = KE.GatedMLP(4, 6, "gegluapprox", use_bias=True, key=jax.random.key(0))
+    assert model.activation == "geglu_approx" and model.gate_up.bias is not None
+    assert model.gate_up.bias.shape == (12,)
+    with pytest.raises(ValueError, match="kaun.equinox.GatedMLP: activation must be a gated"):
+        KE.GatedMLP(4, 6, "relu", key=jax.random.key(0))
+    with pytest.raises(ValueError, match="kaun.equinox.GatedMLP: dim must be a positive int"):
+        KE.GatedMLP(True, 6, key=jax.random.key(0))  # type: ignore[arg-type]

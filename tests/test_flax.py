@@ -155,3 +155,32 @@ def test_prelu_errors_name_the_module() -> None:
         KF.PReLU(init=float("inf"))
     with pytest.raises(ValueError, match="kaun.flax.PReLU: the input has 2 channels on axis -1"):
         KF.PReLU(num_parameters=3)(jnp.ones((4, 2)))
+
+
+@pytest.mark.parametrize("activation", ["swiglu", "geglu", "geglu_approx", "reglu"])
+def test_gated_mlp_forward_grad_jit(activation: str) -> None:
+    """kaun.flax.GatedMLP: down(act(gate_up(x))) of its nnx.Linear layers, under nnx.jit and
+    nnx.grad (the gradient reaches both kernels)."""
+    model = KF.GatedMLP(8, 16, activation, rngs=nnx.Rngs(0))
+    assert model.gate_up.kernel[...].shape == (8, 32) and model.down.kernel[...].shape == (16, 8)
+    assert model.gate_up.bias is None and model.down.bias is None
+    x = jax.random.normal(jax.random.key(1), (4, 3, 8), jnp.float32)
+    y = model(x)
+    assert y.shape == (4, 3, 8)
+    want = A.get(activation)(x @ model.gate_up.kernel[...]) @ model.down.kernel[...]
+    np.testing.assert_allclose(np.asarray(y), np.asarray(want), rtol=1e-5, atol=1e-6)
+    assert close(nnx.jit(lambda m, v: m(v))(model, x), np.asarray(y), 4)
+    grads = nnx.jit(nnx.grad(lambda m, v: (m(v) ** 2).sum()))(model, x)
+    for g in (grads["gate_up"]["kernel"][...], grads["down"]["kernel"][...]):
+        assert np.all(np.isfinite(np.asarray(g))) and np.abs(np.asarray(g)).max() > 0
+    gx = jax.grad(lambda v: model(v).sum())(x)  # and to the input
+    assert gx.shape == x.shape and np.all(np.isfinite(np.asarray(gx)))
+
+
+def test_gated_mlp_options_and_errors() -> None:
+    model = KF.GatedMLP(4, 6, "SwiGLU", use_bias=True, rngs=nnx.Rngs(0))
+    assert model.activation == "swiglu" and model.gate_up.bias[...].shape == (12,)
+    with pytest.raises(ValueError, match="kaun.flax.GatedMLP: activation must be a gated"):
+        KF.GatedMLP(4, 6, "gelu", rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="kaun.flax.GatedMLP: hidden must be a positive int"):
+        KF.GatedMLP(4, 0, rngs=nnx.Rngs(0))

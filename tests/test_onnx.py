@@ -1,12 +1,13 @@
 """ONNX: kaun.nn models through torch.onnx.export(dynamo=True) into ONNX Runtime.
 
 Every function (the cases of benchmarks/onnx_export.py: defaults and the other forms of the
-hyper-parameters) in one model per dtype, exported once (and once more by torch's legacy
-TorchScript exporter, which Keras's torch backend uses), loaded in ONNX Runtime and run over
-benchmarks/accuracy.py's inputs (every finite float16 value, >= 20,000 float32 values over the
-whole range): within kaun's documented value bound of kaun's eager result (4 ulp in float32, 1 in
-float16), with no float64 in the graph. And the model of the issue (Linear, GELU, Mish, ...),
-saved to a file and loaded from it; and docs/onnx.md against the cases.
+hyper-parameters; the six beyond the spec, the gated ones split and by name) in one model per
+dtype, exported once (and once more by torch's legacy TorchScript exporter, which Keras's torch
+backend uses), loaded in ONNX Runtime and run over benchmarks/accuracy.py's inputs (every finite
+float16 value, >= 20,000 float32 values over the whole range): within kaun's documented value
+bound of kaun's eager result (4 ulp in float32, 1 in float16), with no float64 in the graph. And
+the model of the issue (Linear, GELU, Mish, ...), saved to a file and loaded from it; and
+docs/onnx.md against the cases.
 """
 
 from __future__ import annotations
@@ -52,10 +53,12 @@ class _All(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.cases = torch.nn.ModuleList([B.module(cls, p) for _, cls, p in B.CASES])
+        self.paired = [B.paired(cls) for _, cls, _ in B.CASES]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         pairs = torch.stack([x, x.flip(0)], -1)  # glu's input (benchmarks/onnx_export.py)
-        return tuple(m(pairs)[..., 0] if isinstance(m, KN.GLU) else m(x) for m in self.cases)
+        return tuple(m(pairs)[..., 0] if p else m(x)
+                     for m, p in zip(self.cases, self.paired, strict=True))
 
 
 _EXPORTS: dict[tuple[str, str], dict[str, Any]] = {}

@@ -1,4 +1,5 @@
-"""kaun.activation in Equinox: a learnable PReLU, ``kaun.equinox.PReLU``.
+"""kaun.activation in Equinox: a learnable PReLU, ``kaun.equinox.PReLU``, and the gated MLP
+block, ``kaun.equinox.GatedMLP``.
 
 The functions themselves are plain callables on JAX arrays: pass them where Equinox takes an
 activation (``eqx.nn.MLP(..., activation=A.mish)``, a module's ``__call__``), with
@@ -16,9 +17,9 @@ import jax
 import jax.numpy as jnp
 
 import kaun.activation as A
-from kaun.activation._params import prelu_alpha_shape, prelu_layer
+from kaun.activation._params import gated_mlp, prelu_alpha_shape, prelu_layer
 
-__all__ = ["PReLU"]
+__all__ = ["GatedMLP", "PReLU"]
 
 
 class PReLU(eqx.Module):
@@ -55,4 +56,42 @@ class PReLU(eqx.Module):
         shape = prelu_alpha_shape("kaun.equinox.PReLU", self.num_parameters, self.channel_axis,
                                   tuple(x.shape))
         out: jax.Array = A.prelu(x, self.alpha.astype(x.dtype).reshape(shape))
+        return out
+
+
+class GatedMLP(eqx.Module):
+    """The gated MLP block of today's language models, as ``kaun.nn.GatedMLP``:
+    ``down(act(gate_up(x)))``.
+
+    Args:
+        dim: the input's (and the output's) last dimension.
+        hidden: the width of the gated layer.
+        activation: the gated function, "swiglu" (default), "geglu", "geglu_approx", "reglu" or
+            "glu" (kaun's names and aliases).
+        use_bias: biases in both projections (default False, as LLaMA).
+        key: the ``jax.random`` key of the two ``eqx.nn.Linear`` layers (keyword only).
+        dtype: the dtype of their weights (default: JAX's default float).
+
+    ``gate_up`` is one ``eqx.nn.Linear(dim, 2 * hidden)`` holding both projections, the up half
+    first and the gate second (the split form's order, ``first * act(second)``); ``down`` an
+    ``eqx.nn.Linear(hidden, dim)``. As Equinox's layers it takes one example, shape ``(dim,)``,
+    and is ``jax.vmap``-ed over a batch; ``activation`` is a static field.
+    """
+
+    gate_up: eqx.nn.Linear
+    down: eqx.nn.Linear
+    activation: str = eqx.field(static=True)
+
+    def __init__(self, dim: int, hidden: int, activation: str = "swiglu", *,
+                 use_bias: bool = False, key: Any, dtype: Any = None) -> None:
+        (dim, hidden), name = gated_mlp("kaun.equinox.GatedMLP", {"dim": dim, "hidden": hidden},
+                                        activation)
+        k1, k2 = jax.random.split(key)
+        self.activation = name
+        self.gate_up = eqx.nn.Linear(dim, 2 * hidden, use_bias=use_bias, key=k1, dtype=dtype)
+        self.down = eqx.nn.Linear(hidden, dim, use_bias=use_bias, key=k2, dtype=dtype)
+
+    def __call__(self, x: jax.Array, *, key: Any = None) -> jax.Array:
+        """``key`` is accepted and unused (the convention of Equinox's layers)."""
+        out: jax.Array = self.down(A.get(self.activation)(self.gate_up(x), axis=-1))
         return out

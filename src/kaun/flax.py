@@ -1,4 +1,5 @@
-"""kaun.activation in Flax NNX: a learnable PReLU, ``kaun.flax.PReLU``.
+"""kaun.activation in Flax NNX: a learnable PReLU, ``kaun.flax.PReLU``, and the gated MLP block,
+``kaun.flax.GatedMLP``.
 
 The functions themselves are plain callables on JAX arrays: pass them where Flax takes an
 activation (``nnx.Sequential(nnx.Linear(2, 64, rngs=rngs), A.gelu, ...)``, a module's
@@ -16,9 +17,9 @@ import jax.numpy as jnp
 from flax import nnx
 
 import kaun.activation as A
-from kaun.activation._params import prelu_alpha_shape, prelu_layer
+from kaun.activation._params import gated_mlp, prelu_alpha_shape, prelu_layer
 
-__all__ = ["PReLU"]
+__all__ = ["GatedMLP", "PReLU"]
 
 
 class PReLU(nnx.Module):
@@ -61,4 +62,39 @@ class PReLU(nnx.Module):
                                   tuple(x.shape))
         alpha = jnp.asarray(self.alpha[...], x.dtype).reshape(shape)
         out: jax.Array = A.prelu(x, alpha)
+        return out
+
+
+class GatedMLP(nnx.Module):
+    """The gated MLP block of today's language models, as ``kaun.nn.GatedMLP``:
+    ``down(act(gate_up(x)))``.
+
+    Args:
+        dim: the input's (and the output's) last dimension.
+        hidden: the width of the gated layer.
+        activation: the gated function, "swiglu" (default), "geglu", "geglu_approx", "reglu" or
+            "glu" (kaun's names and aliases).
+        use_bias: biases in both projections (default False, as LLaMA).
+        rngs: the ``nnx.Rngs`` of the two ``nnx.Linear`` layers.
+        dtype, param_dtype: passed to both ``nnx.Linear`` layers.
+
+    ``gate_up`` is one ``nnx.Linear(dim, 2 * hidden)`` holding both projections, the up half
+    first and the gate second (the split form's order, ``first * act(second)``); ``down`` an
+    ``nnx.Linear(hidden, dim)``. The activation is kaun's function on the last axis, with kaun's
+    gradient.
+    """
+
+    def __init__(self, dim: int, hidden: int, activation: str = "swiglu", *,
+                 use_bias: bool = False, rngs: nnx.Rngs, dtype: Any = None,
+                 param_dtype: Any = jnp.float32) -> None:
+        (dim, hidden), name = gated_mlp("kaun.flax.GatedMLP", {"dim": dim, "hidden": hidden},
+                                        activation)
+        self.activation = name
+        kw: dict[str, Any] = {"use_bias": use_bias, "dtype": dtype, "param_dtype": param_dtype,
+                              "rngs": rngs}
+        self.gate_up = nnx.Linear(dim, 2 * hidden, **kw)
+        self.down = nnx.Linear(hidden, dim, **kw)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        out: jax.Array = self.down(A.get(self.activation)(self.gate_up(x), axis=-1))
         return out

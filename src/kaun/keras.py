@@ -14,6 +14,12 @@ the package ``kaun``: a model built with ``activation=A.squareplus`` is saved as
     keras.layers.Dense(64, activation=KK.get("hardswish"))    # kaun's names and aliases
     KK.LeakyReLU(negative_slope=0.2), KK.Squareplus(b=1.0), KK.GLU(axis=-1), KK.PReLU()
     y = KK.gelu(keras.Input((4,)))                            # symbolic tensors: a layer node
+    KK.SwiGLU(axis=-1)(x), KK.swiglu(gate=g, up=u)            # the gated functions, two forms
+    KK.GatedMLP(hidden=256, activation="swiglu")              # Dense, swiglu, Dense back
+
+The gated functions (swiglu, geglu, geglu_approx, reglu, as glu) change the shape of their input:
+use their layers or call them on a tensor, not as a ``Dense`` activation. Keras's own
+``activation="..."`` strings name Keras's functions only; pass kaun's function or ``KK.get``.
 
 Import it before building the model: a model saved without it names Keras's own function where
 one has kaun's name (Keras writes a function's bare name), and Keras loads that one. The
@@ -31,7 +37,7 @@ from typing import Any, ClassVar
 import keras  # type: ignore[import-untyped]
 
 import kaun.activation as A
-from kaun._core import ENTRIES, Entry
+from kaun._core import ENTRIES, EXTRAS, Entry
 from kaun.activation._params import axis as check_axis
 from kaun.activation._params import hyper, real
 
@@ -39,11 +45,12 @@ __all__ = [
     "relu", "sigmoid", "tanh", "relu6", "leaky_relu", "hard_tanh", "hard_sigmoid", "prelu",
     "elu", "selu", "celu", "gelu", "gelu_approx", "silu", "swish", "hard_silu", "hard_swish",
     "mish", "softplus", "softsign", "squareplus", "log_sigmoid", "glu", "sparse_plus",
-    "sparse_sigmoid",
+    "sparse_sigmoid", "swiglu", "geglu", "geglu_approx", "reglu", "relu_squared", "quick_gelu",
     "get", "Activation", "ReLU", "Sigmoid", "Tanh", "ReLU6", "LeakyReLU", "HardTanh",
     "HardSigmoid", "PReLU", "ELU", "SELU", "CELU", "GELU", "GELUApprox", "SiLU", "Swish",
     "HardSiLU", "HardSwish", "Mish", "Softplus", "Softsign", "Squareplus", "LogSigmoid", "GLU",
-    "SparsePlus", "SparseSigmoid", "PACKAGE", "FUNCTIONS", "LAYERS",
+    "SparsePlus", "SparseSigmoid", "SwiGLU", "GeGLU", "GeGLUApprox", "ReGLU", "ReLUSquared",
+    "QuickGELU", "GatedMLP", "PACKAGE", "FUNCTIONS", "LAYERS",
 ]
 
 PACKAGE = "kaun"
@@ -96,6 +103,19 @@ def _function(name: str) -> Callable[..., Any]:
             return fn(x, alpha)
 
         f = prelu
+    elif name != "glu" and getattr(fn, "_kaun_entry").kind == "glu":  # noqa: B009
+
+        def gated(x: Any = None, /, *, gate: Any = None, up: Any = None, **params: Any) -> Any:
+            # the split form as glu's; by name (gate=, up=) on symbolic tensors a layer called
+            # on both, so that the model records one node of two inputs
+            if _symbolic(x) or _symbolic(gate) or _symbolic(up):
+                layer = Activation(name, **params)
+                return layer(x) if x is not None else layer(gate=gate, up=up)
+            if x is None:
+                return fn(gate=gate, up=up, **params)
+            return fn(x, gate=gate, up=up, **params)
+
+        f = gated
     else:
 
         def f(x: Any, /, **params: Any) -> Any:
@@ -139,8 +159,15 @@ log_sigmoid = _function("log_sigmoid")
 glu = _function("glu")
 sparse_plus = _function("sparse_plus")
 sparse_sigmoid = _function("sparse_sigmoid")
+# beyond the spec (A.names(extras=True))
+swiglu = _function("swiglu")
+geglu = _function("geglu")
+geglu_approx = _function("geglu_approx")
+reglu = _function("reglu")
+relu_squared = _function("relu_squared")
+quick_gelu = _function("quick_gelu")
 
-FUNCTIONS: dict[str, Callable[..., Any]] = {n: globals()[n] for n in A.names()}
+FUNCTIONS: dict[str, Callable[..., Any]] = {n: globals()[n] for n in A.names(extras=True)}
 
 
 def get(name: str, /, **params: Any) -> Any:
@@ -162,14 +189,17 @@ def get(name: str, /, **params: Any) -> Any:
 
 class _Layer(keras.layers.Layer):  # type: ignore[misc]
     """A kaun function with fixed hyper-parameters: ``call(x) = fn(x, **hyper-parameters)``,
-    the hyper-parameters checked when the layer is built and in ``get_config``."""
+    the hyper-parameters checked when the layer is built and in ``get_config``. A gated
+    function's layer also takes two tensors by name: ``call(gate=g, up=u) = fn(gate=g, up=u)``."""
 
     function: ClassVar[str] = ""
 
     def __init__(self, function: str, params: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        entry = ENTRIES[function]
+        entry = ENTRIES[function] if function in ENTRIES else EXTRAS[function]
         self._function = function
+        self._qualname = entry.qualname
+        self._glu = entry.kind == "glu"
         self._fn = FUNCTIONS[function]
         self._params: tuple[tuple[str, Any], ...]
         if entry.kind == "glu":
@@ -186,18 +216,27 @@ class _Layer(keras.layers.Layer):  # type: ignore[misc]
         self.supports_masking = entry.kind != "glu"
         self._build_at_init()
 
-    def call(self, inputs: Any) -> Any:
-        return self._fn(inputs, **dict(self._params))
+    def call(self, inputs: Any = None, gate: Any = None, up: Any = None) -> Any:
+        if gate is None and up is None:
+            return self._fn(inputs, **dict(self._params))
+        if self._function == "glu" or not self._glu:
+            raise TypeError(f"{self._qualname}: takes one input (gate and up are for the gated "
+                            "functions swiglu, geglu, geglu_approx, reglu)")
+        return self._fn(inputs, gate=gate, up=up)  # (axis is the split's: not passed)
 
-    def compute_output_shape(self, input_shape: Any) -> Any:
-        if self._function != "glu":
-            return input_shape
-        shape = list(input_shape)
-        ax = check_axis("kaun.activation.glu", dict(self._params)["axis"], len(shape))
+    def compute_output_shape(self, inputs_shape: Any = None, gate_shape: Any = None,
+                             up_shape: Any = None) -> Any:
+        # (Keras matches these names to call's arguments: inputs, gate, up)
+        if not self._glu:
+            return inputs_shape
+        if inputs_shape is None:  # gate and up: their shape (kaun checks that they agree)
+            return gate_shape if gate_shape is not None else up_shape
+        shape = list(inputs_shape)
+        ax = check_axis(self._qualname, dict(self._params)["axis"], len(shape))
         n = shape[ax]
         if n is not None and n % 2:
             raise ValueError(
-                f"kaun.activation.glu: the size {n} of axis {ax} does not split into two equal "
+                f"{self._qualname}: the size {n} of axis {ax} does not split into two equal "
                 "halves"
             )
         shape[ax] = None if n is None else n // 2
@@ -323,6 +362,94 @@ class GLU(_Layer):
         super().__init__(self.function, {"axis": axis}, **kwargs)
 
 
+def _gated(function: str, cls_name: str, act: str) -> type[_Layer]:
+    """The layer class of a gated function (an ``axis``, as ``GLU``), registered as
+    kaun>cls_name."""
+
+    def __init__(self: _Layer, axis: int = -1, **kwargs: Any) -> None:
+        _Layer.__init__(self, function, {"axis": axis}, **kwargs)
+
+    cls = type(cls_name, (_Layer,), {
+        "__init__": __init__, "function": function, "__module__": __name__,
+        "__qualname__": cls_name,
+        "__doc__": (
+            f"``kaun.activation.{function}``: halves of the input along ``axis``, "
+            f"``first * {act}(second)``; or called on two tensors by name, "
+            f"``layer(gate=g, up=u)`` is ``u * {act}(g)`` (Hugging Face's gate_proj and "
+            "up_proj). As ``GLU``: the output has half the input's size along ``axis``."),
+    })
+    return _register(cls_name)(cls)  # type: ignore[no-any-return]
+
+
+SwiGLU = _gated("swiglu", "SwiGLU", "silu")
+GeGLU = _gated("geglu", "GeGLU", "gelu")
+GeGLUApprox = _gated("geglu_approx", "GeGLUApprox", "gelu_approx")
+ReGLU = _gated("reglu", "ReGLU", "relu")
+ReLUSquared = _simple("relu_squared", "ReLUSquared")
+QuickGELU = _simple("quick_gelu", "QuickGELU")
+
+_GATED = ("swiglu", "geglu", "geglu_approx", "reglu", "glu")
+
+
+@_register("GatedMLP")
+class GatedMLP(keras.layers.Layer):  # type: ignore[misc]
+    """The gated MLP block of today's language models, as ``kaun.nn.GatedMLP``:
+    ``down(act(gate_up(x)))``.
+
+    ``gate_up`` is one ``Dense(2 * hidden)`` holding both projections, the up half first and the
+    gate second (the split form's order, ``first * act(second)``); ``act`` the gated function
+    ``activation`` ("swiglu", "geglu", "geglu_approx", "reglu" or "glu") on the last axis;
+    ``down`` a ``Dense`` back to the input's last dimension. ``use_bias`` (default False, as
+    LLaMA) and the initializers go to both ``Dense`` layers.
+    """
+
+    def __init__(self, hidden: int, activation: str = "swiglu", *, use_bias: bool = False,
+                 kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        entry = _entry(activation, "kaun.keras.GatedMLP")
+        if entry.name not in _GATED:
+            raise ValueError(
+                "kaun.keras.GatedMLP: activation must be a gated function (swiglu, geglu, "
+                f"geglu_approx, reglu, glu), got {activation!r}"
+            )
+        if isinstance(hidden, bool) or not isinstance(hidden, numbers.Integral) or hidden < 1:
+            raise ValueError(f"kaun.keras.GatedMLP: hidden must be a positive int, got {hidden!r}")
+        self.hidden: int = int(hidden)
+        self.activation: str = entry.name
+        self.use_bias: bool = bool(use_bias)
+        self.kernel_initializer: Any = keras.initializers.get(kernel_initializer)
+        self.bias_initializer: Any = keras.initializers.get(bias_initializer)
+        self._fn: Callable[..., Any] = FUNCTIONS[entry.name]
+        dense: dict[str, Any] = {"use_bias": self.use_bias, "kernel_initializer": self.kernel_initializer,
+                 "bias_initializer": self.bias_initializer, "dtype": self.dtype_policy}
+        self.gate_up: Any = keras.layers.Dense(2 * self.hidden, name="gate_up", **dense)
+        self._dense: dict[str, Any] = dense
+        self.down: Any = None
+
+    def build(self, input_shape: Any) -> None:
+        dim = input_shape[-1]
+        if dim is None:
+            raise ValueError("kaun.keras.GatedMLP: the input's last dimension must be known")
+        self.gate_up.build(input_shape)
+        self.down = keras.layers.Dense(int(dim), name="down", **self._dense)
+        self.down.build((*tuple(input_shape)[:-1], self.hidden))
+
+    def call(self, inputs: Any) -> Any:
+        return self.down(self._fn(self.gate_up(inputs), axis=-1))
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(), "hidden": self.hidden, "activation": self.activation,
+            "use_bias": self.use_bias,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+        }
+
+
 @_register("PReLU")
 class PReLU(keras.layers.PReLU):  # type: ignore[misc]
     """``kaun.activation.prelu`` with a learnable alpha: ``keras.layers.PReLU``'s weights,
@@ -357,6 +484,9 @@ LAYERS: dict[str, Any] = {
     "celu": CELU, "gelu": GELU, "gelu_approx": GELUApprox, "silu": SiLU, "swish": Swish,
     "hard_silu": HardSiLU, "hard_swish": HardSwish, "mish": Mish, "softplus": Softplus,
     "softsign": Softsign, "squareplus": Squareplus, "log_sigmoid": LogSigmoid, "glu": GLU,
-    "sparse_plus": SparsePlus, "sparse_sigmoid": SparseSigmoid,
+    "sparse_plus": SparsePlus, "sparse_sigmoid": SparseSigmoid, "swiglu": SwiGLU, "geglu": GeGLU,
+    "geglu_approx": GeGLUApprox, "reglu": ReGLU, "relu_squared": ReLUSquared,
+    "quick_gelu": QuickGELU,
 }
-"""The layer class of each function name of ``kaun.activation.names()`` (as ``kaun.nn.MODULES``)."""
+"""The layer class of each function name of ``kaun.activation.names(extras=True)`` (as
+``kaun.nn.MODULES``)."""

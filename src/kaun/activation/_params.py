@@ -82,3 +82,24 @@ def prelu_alpha_shape(who: str, num_parameters: int, channel_axis: int,
             f"{num_parameters} parameters"
         )
     return (num_parameters,) + (1,) * (nd - 1 - ax)
+
+
+def gated_mlp(who: str, sizes: dict[str, Any], activation: Any) -> tuple[tuple[int, ...], str]:
+    """The checked arguments of a gated MLP block (kaun.flax, kaun.equinox, kaun.keras): the
+    sizes as ints (each positive) and the canonical name of the gated ``activation`` (swiglu,
+    geglu, geglu_approx, reglu or glu, by name or alias); errors name the layer ``who``."""
+    import kaun.activation as A
+
+    out = []
+    for arg, v in sizes.items():
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+            raise ValueError(f"{who}: {arg} must be a positive int, got {v!r}")
+        out.append(int(v))
+    try:
+        entry = getattr(A.get(activation), "_kaun_entry", None) if isinstance(activation, str) else None
+    except ValueError:
+        entry = None
+    if entry is None or entry.kind != "glu":
+        raise ValueError(f"{who}: activation must be a gated function (swiglu, geglu, "
+                         f"geglu_approx, reglu, glu), got {activation!r}")
+    return tuple(out), str(entry.name)
