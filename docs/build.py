@@ -321,7 +321,13 @@ def function_section(e: Entry, img_dir: str) -> str:
              f"A.{e.name})`). " if e.kind == "elementwise" else "")
             + f"Keras: `kaun.keras.{MODULES[e.name]}`; ONNX export: "
             f"[onnx.md](onnx.md) (see [where models are built](#where-models-are-built)). "
-            "Hugging Face registration is not there yet (issue 20).", ""]
+            + (f"Hugging Face transformers: `kaun_{e.name}` in `ACT2FN` after `import kaun.hf` "
+               "([frameworks.md](frameworks.md#hugging-face-transformers))."
+               if e.kind == "elementwise" else
+               "Hugging Face: its MLPs call `act(gate) * up` with an elementwise activation: "
+               "`kaun.hf.use_kaun` swaps that activation ([frameworks.md]"
+               "(frameworks.md#hugging-face-transformers)); `kaun.nn.GatedMLP` is the fused block."),
+            ""]
     elif e.kind == "elementwise":
         bound = f"functools.partial(A.{e.name}, {OTHER_PARAMS[e.name]})" \
             if e.name in OTHER_PARAMS else f"A.{e.name}"
