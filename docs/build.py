@@ -561,6 +561,8 @@ matplotlib (`pip install 'kaun[plot]'`); without it the command says so and exit
   gallery.
 - `python examples/spirals.py`: a small MLP on two spirals, in PyTorch and in JAX + optax,
   for several kaun activations.
+- `python examples/char_lm.py`: a character-level transformer whose MLPs are
+  `kaun.nn.GatedMLP` (swiglu), beside the same model with the `F.silu(gate) * up` composite.
 """
 
 

@@ -123,3 +123,21 @@ def test_demo(tmp_path: Path) -> None:
     assert imread(gallery).shape[:2] == (960, 1200)
     # make demo redraws the committed gallery, byte for byte
     assert gallery.read_bytes() == (ROOT / "docs" / "gallery.png").read_bytes()
+
+
+def test_char_lm_quick() -> None:
+    """examples/char_lm.py: kaun's GatedMLP and the torch composite learn the same curve (the
+    same weights and batches: the losses agree to a few 1e-4), kaun's saves less for backward."""
+    r = subprocess.run(
+        [sys.executable, "-W", "error", str(ROOT / "examples" / "char_lm.py"), "--quick"],
+        capture_output=True, text=True, check=False, timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    rows = [line.split() for line in r.stdout.splitlines() if re.fullmatch(r"\s*\d+\s+\d+\.\d+\s+\d+\.\d+", line)]
+    assert len(rows) >= 5
+    first, last = rows[0], rows[-1]
+    assert float(last[1]) < float(first[1]) - 1.0  # it learns (from ln 94 = 4.54)
+    for _, comp, ours in rows:
+        assert abs(float(comp) - float(ours)) < 2e-3, (comp, ours)
+    m = re.search(r"saved memory (\d\.\d\d)", r.stdout)
+    assert m is not None and float(m.group(1)) < 0.95, r.stdout
