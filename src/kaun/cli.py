@@ -427,23 +427,10 @@ def cache_text(clear: bool) -> str:
         f"level:    {st['isa']} (this CPU: {st['detected_isa']}; KAUN_ISA sets another)",
         f"prebuilt: {st['prebuilt'] or 'none for this machine in this installation'}",
         f"compiler: {st['compiler'] or '-'}",
-        f"gpu:      {_gpu_line()}",
+        f"gpu:      {st['gpu']}",
         f"cache:    {i['dir']} ({i['libraries']} kernel libraries, {i['bytes'] / 2**20:.1f} MiB){refused}",
         "set KAUN_CACHE_DIR to move it; `kaun-activation cache --clear` deletes kaun's files in it",
     ])
-
-
-def _gpu_line() -> str:
-    from kaun._kernels import gpu as G
-
-    m = G.mode()
-    if m == "off":
-        return "KAUN_TRITON=0: CUDA tensors take the formulas in torch operations"
-    if not G.available():
-        return "no triton: CUDA tensors take the formulas in torch operations (pip install 'kaun[gpu]')"
-    if m == "interpret":
-        return "KAUN_TRITON=interpret: CPU tensors take the Triton kernels under Triton's interpreter"
-    return "CUDA tensors take the Triton kernels (one per function and order, the CPU kernels' bits)"
 
 
 def _is_negative_number(token: str) -> bool:

@@ -87,6 +87,18 @@ def mode() -> str:
     return "interpret" if v == "interpret" else "gpu"
 
 
+def describe() -> str:
+    """What serves CUDA tensors (eager), in a line: ``kaun.activation.info()["gpu"]``."""
+    m = mode()
+    if m == "off":
+        return "KAUN_TRITON=0: CUDA tensors take the formulas in torch operations"
+    if not available():
+        return "no triton: CUDA tensors take the formulas in torch operations (pip install 'kaun[gpu]')"
+    if m == "interpret":
+        return "KAUN_TRITON=interpret: CPU tensors take the Triton kernels under Triton's interpreter"
+    return "CUDA tensors take the Triton kernels (one per function and order, the CPU kernels' bits)"
+
+
 def usable(device: Any) -> bool:
     """Whether a CUDA device can run the kernels: Triton compiles for compute capability 7.5
     and later (an older GPU takes the formulas in torch operations). Cached per device."""

@@ -50,13 +50,15 @@ def info() -> dict[str, _Any]:
     """Which path serves NumPy, Dask and torch CPU arrays on this machine, and why: ``path`` is
     ``"prebuilt"`` (kernels shipped in the wheel), ``"compiled here"`` (compiled by this machine's C
     compiler, kept in the cache) or ``"formulas"`` (array operations; ``why`` says why); with the
-    instruction-set level (``isa``), the compiler, the runtime and the cache. It loads the runtime
-    and one kernel to find out (compiling them first where it must): what it reports serves.
-    ``kaun-activation cache`` prints the same."""
+    instruction-set level (``isa``), the compiler, the runtime and the cache; ``gpu`` says what
+    serves CUDA tensors (the Triton kernels, or the formulas where triton is missing). It loads
+    the runtime and one kernel to find out (compiling them first where it must): what it reports
+    serves. ``kaun-activation cache`` prints the same."""
     from .. import _kernels
     from .._core import ALL
+    from .._kernels import gpu
 
-    return _kernels.status(ALL["sigmoid"])
+    return {**_kernels.status(ALL["sigmoid"]), "gpu": gpu.describe()}
 
 
 __all__ = [
