@@ -492,11 +492,38 @@ def _warn(msg: str) -> None:
     warnings.warn(msg.splitlines()[0], RuntimeWarning, stacklevel=4)
 
 
-class Compiled:
+class KernelSet:
+    """What the C kernels (``Compiled``) and the Triton ones (``gpu.Kernels``) of one entry,
+    hyper-parameters and I/O dtype share: ``value``, ``deriv``, ``vjp``, and ``order(k)``: the
+    pair (f^(k), g f^(k)) for k = 1, 2, 3 (2 and 3 built on first use, by ``_load_high``), or
+    None where they cannot be."""
+
+    deriv: Any
+    vjp: Any
+    _high: dict[str, Any] | None
+    _key: Any
+
+    def _load_high(self, entry: Entry, p: tuple[float, ...], io: str) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def order(self, k: int) -> tuple[Any, Any] | None:
+        if k == 1:
+            return self.deriv, self.vjp
+        if self._high is None:
+            entry, p, io = self._key
+            if entry.kind != "elementwise":
+                return None
+            t = self._load_high(entry, p, io)
+            if t is None:
+                return None
+            self._high = t
+        return self._high[f"deriv{k}"], self._high[f"vjp{k}"]
+
+
+class Compiled(KernelSet):
     """The kernels of one entry for one set of hyper-parameters and one I/O dtype: function
     pointers ``value``, ``deriv``, ``vjp``, and the address ``p`` of the run-time scalars (a C
-    array of ``np`` doubles). ``order(k)``: the pair (f^(k), g f^(k)) for k = 1, 2, 3 (2 and 3
-    compiled on first use), or None where they cannot be."""
+    array of ``np`` doubles); ``order(k)`` (``KernelSet``)."""
 
     __slots__ = ("value", "deriv", "vjp", "p", "np", "_buf", "_high", "_key")
 
@@ -510,18 +537,8 @@ class Compiled:
         self._high: dict[str, int] | None = None
         self._key = key  # (entry, p, io): what the high orders are built for
 
-    def order(self, k: int) -> tuple[int, int] | None:
-        if k == 1:
-            return self.deriv, self.vjp
-        if self._high is None:
-            entry, p, io = self._key
-            if entry.kind != "elementwise":
-                return None
-            t = _load(entry, p, io, high=True)
-            if t is None:
-                return None
-            self._high = t
-        return self._high[f"deriv{k}"], self._high[f"vjp{k}"]
+    def _load_high(self, entry: Entry, p: tuple[float, ...], io: str) -> dict[str, Any] | None:
+        return _load(entry, p, io, high=True)
 
 
 _MAX_COMPILED = 512  # distinct (entry, hyper-parameters, dtype) kept, the least recently used evicted

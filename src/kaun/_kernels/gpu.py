@@ -38,7 +38,7 @@ from typing import Any
 from .. import _elementary, _ir
 from .._core import LRU, Entry
 from .._ir import BINARY, COMPARE, LOGIC, Graph, Sym
-from . import codegen
+from . import KernelSet, codegen
 
 BLOCK = 1024  # elements per program on a GPU
 BLOCK_INTERPRET = 1 << 14  # under the interpreter: fewer, larger programs (NumPy per program)
@@ -303,10 +303,10 @@ def load(src: str, interpret: bool) -> dict[str, Any]:
     return ns
 
 
-class Kernels:
+class Kernels(KernelSet):
     """The Triton kernels of one entry, hyper-parameters and I/O dtype: ``value``, ``deriv``,
-    ``vjp`` (jit functions), the run-time scalars' int32 halves ``ph``; ``order(k)`` as
-    ``kaun._kernels.Compiled``'s."""
+    ``vjp`` (jit functions), the run-time scalars' int32 halves ``ph``; ``order(k)``
+    (``kaun._kernels.KernelSet``)."""
 
     __slots__ = ("value", "deriv", "vjp", "ph", "interpret", "io", "_high", "_key")
 
@@ -319,15 +319,9 @@ class Kernels:
         self._high: dict[str, Any] | None = None
         self._key = key
 
-    def order(self, k: int) -> tuple[Any, Any] | None:
-        if k == 1:
-            return self.deriv, self.vjp
-        if self._high is None:
-            entry, p, io = self._key
-            if entry.kind != "elementwise":
-                return None
-            self._high = _module(entry, p, io, True, self.interpret)
-        return self._high[f"k_deriv{k}"], self._high[f"k_vjp{k}"]
+    def _load_high(self, entry: Entry, p: tuple[float, ...], io: str) -> dict[str, Any] | None:
+        ns = _module(entry, p, io, True, self.interpret)
+        return {k[2:]: v for k, v in ns.items() if k.startswith("k_")}
 
 
 def halves(v: float) -> tuple[int, int]:
