@@ -258,6 +258,17 @@ def _sparse_sigmoid(x: MPF) -> Pair:
     return _clip((x + 1) / 2, mpf(0), mpf(1)), mpf("0.5") if -1 < x < 1 else mpf(0)
 
 
+def _relu_squared(x: MPF) -> Pair:
+    return (x * x, 2 * x) if x > 0 else (mpf(0), mpf(0))
+
+
+def _quick_gelu(x: MPF) -> Pair:
+    # x sigmoid(k x), k = 1.702 exact (as kaun takes it): f' = s (1 + k x sn)
+    k = mpf("1.702")
+    s, sn = _sig(k * x), _sig(-k * x)
+    return x * s, s * (1 + k * x * sn)
+
+
 REF: dict[str, Callable[[MPF], Pair]] = {
     "relu": _relu,
     "sigmoid": _sigmoid,
@@ -281,8 +292,13 @@ REF: dict[str, Callable[[MPF], Pair]] = {
     "log_sigmoid": _log_sigmoid,
     "sparse_plus": _sparse_plus,
     "sparse_sigmoid": _sparse_sigmoid,
+    # beyond the spec (kaun's extras): measured like the others, marked as extras in the doc
+    "relu_squared": _relu_squared,
+    "quick_gelu": _quick_gelu,
 }
-FUNCTIONS = tuple(REF)
+EXTRAS = ("relu_squared", "quick_gelu")
+FUNCTIONS = tuple(n for n in REF if n not in EXTRAS)  # the spec's (tests/test_accuracy.py's)
+ELEMENTWISE = (*FUNCTIONS, *EXTRAS)  # what benchmarks/accuracy.py measures elementwise
 
 
 # -- the second and third derivatives: x -> (f''(x), f'''(x)) ----------------------------------
@@ -408,6 +424,18 @@ def _sparse_plus23(x: MPF) -> Pair:  # 1/2 inside (-1, 1); 0 outside and at the 
     return (mpf(1) / 2 if -1 < x < 1 else mpf(0)), mpf(0)
 
 
+def _relu_squared23(x: MPF) -> Pair:  # 2 for x > 0; at the kink 0, the x < 0 side
+    return (mpf(2) if x > 0 else mpf(0)), mpf(0)
+
+
+def _quick_gelu23(x: MPF) -> Pair:
+    # f(x) = silu(k x) / k: f'' = k silu''(k x), f''' = k^2 silu'''(k x), k = 1.702 formed at
+    # the working precision (the two-precision check of _checked forms it at each)
+    k = mpf("1.702")
+    d2, d3 = _silu23(k * x)
+    return k * d2, k * k * d3
+
+
 REF23: dict[str, Callable[[MPF], Pair]] = {
     "relu": _zero23,
     "sigmoid": _sigmoid23,
@@ -431,12 +459,14 @@ REF23: dict[str, Callable[[MPF], Pair]] = {
     "log_sigmoid": _log_sigmoid23,
     "sparse_plus": _sparse_plus23,
     "sparse_sigmoid": _zero23,
+    "relu_squared": _relu_squared23,
+    "quick_gelu": _quick_gelu23,
 }
 # Piecewise polynomials: their f'' and f''' are constants between the kinks (or e^x), nothing to
 # cancel, so evaluated once. The others are evaluated at two precisions (see _checked).
 PIECEWISE = ("relu", "relu6", "leaky_relu", "hard_tanh", "hard_sigmoid", "prelu", "elu", "selu",
-             "celu", "hard_silu", "sparse_plus", "sparse_sigmoid")
-SMOOTH = tuple(n for n in FUNCTIONS if n not in PIECEWISE)
+             "celu", "hard_silu", "sparse_plus", "sparse_sigmoid", "relu_squared")
+SMOOTH = tuple(n for n in ELEMENTWISE if n not in PIECEWISE)
 
 # Points where the derivative jumps: autodiff gives a convention there, not a value, so the
 # derivative is not measured at exactly these inputs (the conventions are tested elsewhere).
@@ -446,11 +476,13 @@ KINKS: dict[str, tuple[float, ...]] = {
     "sparse_sigmoid": (-1.0, 1.0),
 }
 # Orders 2 and 3: where f' has a kink (f'' jumps, f''' is a Dirac delta there) or jumps itself;
-# also elu and celu (alpha = 1: f' is continuous at 0, f'' is not), sparse_plus (at +-1) and
-# softsign (f'' = -2 sign(x) / (1 + |x|)^3 at 0). The conventions of the first derivative carry
-# over (the outer piece: REF23's value there; for softsign the x < 0 side, as for the relu family).
+# also elu and celu (alpha = 1: f' is continuous at 0, f'' is not), relu_squared (f' = 2 max(x, 0)
+# has its kink at 0), sparse_plus (at +-1) and softsign (f'' = -2 sign(x) / (1 + |x|)^3 at 0).
+# The conventions of the first derivative carry over (the outer piece: REF23's value there; for
+# softsign the x < 0 side, as for the relu family).
 KINKS23: dict[str, tuple[float, ...]] = {
     **KINKS, "elu": (0.0,), "celu": (0.0,), "sparse_plus": (-1.0, 1.0), "softsign": (0.0,),
+    "relu_squared": (0.0,),
 }
 CONVENTIONAL23 = tuple(KINKS23)
 
@@ -473,6 +505,9 @@ _ZERO_GUESS: dict[tuple[str, int], tuple[float, ...]] = {
     ("gelu_approx", 2): (-1.415, 1.415), ("gelu_approx", 3): (-2.015, 2.015),
     ("silu", 2): (-2.399, 2.399), ("silu", 3): (-3.435, 3.435),
     ("mish", 2): (-2.255, 1.495), ("mish", 3): (-3.265, -0.085, 2.115),
+    # quick_gelu(x) = silu(1.702 x) / 1.702: silu's zeros over 1.702
+    ("quick_gelu", 1): (-0.752,), ("quick_gelu", 2): (-1.41, 1.41),
+    ("quick_gelu", 3): (-2.018, 2.018),
 }
 
 
@@ -501,7 +536,7 @@ RULE = f"""\
   nearest in that dtype (so a subnormal t has the ulp of the smallest subnormal), and ulp(0) is
   the smallest subnormal (a true zero must come out as a zero).
 - Near an interior zero x0 != 0 of the quantity measured, f, f', f'' or f''' (the first
-  derivatives of gelu, gelu_approx, silu, mish and hard_silu; the second and third derivatives
+  derivatives of gelu, gelu_approx, silu, mish, hard_silu and quick_gelu; the second and third derivatives
   of the smooth functions, e.g. gelu'' at +-sqrt(2)), that is for |x - x0| <= {ZERO_WINDOW},
   relative accuracy is ill-conditioned: there the error is |y - t| / max(ulp(t), ulp(1)), the
   absolute error in units of ulp(1). The zeros at x = 0 and the exponentially small tails are
@@ -511,9 +546,10 @@ RULE = f"""\
   the top binade (the largest finite value is then about 1/2 ulp off). Any other non-finite
   result where the truth is finite is counted (column `nonfin`) and its error is infinite.
 - At the kinks of the piecewise functions (x exactly 0 for relu etc., see KINKS; for the second
-  and third derivatives also 0 for elu, celu and softsign, +-1 for sparse_plus) the derivative
-  is a convention, not a value: those points are left out of the derivative statistics, and
-  the number of disagreements with kaun's convention is given instead (column `kink`)."""
+  and third derivatives also 0 for elu, celu, softsign and relu_squared, +-1 for sparse_plus)
+  the derivative is a convention, not a value: those points are left out of the derivative
+  statistics, and the number of disagreements with kaun's convention is given instead (column
+  `kink`)."""
 
 
 # -- encoding the truth -------------------------------------------------------------------------
@@ -767,3 +803,73 @@ def grid(dtype: str, quick: bool = False) -> np.ndarray:
 
 def cast(xs: np.ndarray, dtype: str) -> np.ndarray:
     return xs.astype(FMT[dtype].np)
+
+
+# -- the gated family: up * act(gate) --------------------------------------------------------------
+#
+# swiglu, geglu, geglu_approx, reglu in their two-array form f(gate=g, up=u) = u * act(g). The
+# reference of each is the activation's own (REF, at the gate) times the exact up, a float of at
+# most 6 significant bits (UPS): the product of it with the encoded act (hi + lo, about 106 bits)
+# is formed without rounding but for lo's last bit, so the product's truth keeps the encoding's
+# own 2^-105 (``times``; ``times_mp`` is the same in mpmath, the check of it).
+
+GATED = {"swiglu": "silu", "geglu": "gelu", "geglu_approx": "gelu_approx", "reglu": "relu"}
+# the up of each pair: a few magnitudes of both signs, exact in every dtype (6 bits at most)
+UPS = (1.0, -0.75, 1.3125 * 2.0**-8, -1.15625 * 2.0**8)
+
+
+def gated_pairs(dtype: str, quick: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(gate, up) as float64: every gate of grid(dtype, quick) with every up of UPS."""
+    g = grid(dtype, quick)
+    return np.repeat(g, len(UPS)), np.tile(np.asarray(UPS), len(g))
+
+
+def times(ref: Ref, up: np.ndarray) -> Ref:
+    """The encoded truth of up * t for the encoded truth t (ref), up with <= 6 significant bits:
+    up = m 2^(e - 5) with an integer m < 64; hi m exact as a double-double (Dekker's product with
+    Veltkamp's split of hi; m needs no split), lo m rounded once (2^-53 of 2^-53), renormalized."""
+    mu, e = np.frexp(np.asarray(up, np.float64))  # up = mu 2^e, 1/2 <= |mu| < 1
+    m = mu * 64.0  # up = m 2^(e - 6)
+    if not np.all(m == np.round(m)):
+        raise ValueError("times: up must have at most 6 significant bits")
+    hi, lo = ref.hi, ref.lo
+    c = hi * 134217729.0  # 2^27 + 1
+    a1 = c - (c - hi)
+    a2 = hi - a1
+    p = hi * m
+    err = (a1 * m - p) + a2 * m  # hi m = p + err exactly
+    s = err + lo * m
+    h = p + s
+    lw = s - (h - p)
+    fr, ex = np.frexp(h)  # h = fr 2^ex: (h + lw) 2^(1 - ex) has 1 <= |.| < 2 (to the last bit)
+    sh = (1 - ex).astype(np.int32)
+    zero = (hi == 0.0) | (m == 0.0)
+    with np.errstate(all="ignore"):
+        nh = np.where(zero, 0.0, np.ldexp(h, sh))
+        nl = np.where(zero, 0.0, np.ldexp(lw, sh))
+    nk = np.where(zero, 0, ref.k + e - 6 + ex - 1).astype(np.int64)
+    return Ref(nh, nl, nk)
+
+
+def times_mp(ref: Ref, up: np.ndarray) -> Ref:
+    """times in mpmath (slow: the check of times)."""
+    n = len(up)
+    out = np.zeros((3, n))
+    with mp.workdps(DPS):
+        for i, (h, lo, k, u) in enumerate(zip(ref.hi.tolist(), ref.lo.tolist(), ref.k.tolist(),
+                                              up.tolist(), strict=True)):
+            if h == 0.0 or u == 0.0:
+                continue
+            out[:, i] = _encode(mp.ldexp((mpf(h) + mpf(lo)) * mpf(u), int(k)))
+    return Ref(out[0], out[1], out[2].astype(np.int64))
+
+
+def gated_reference(act: Ref, dact: Ref, up: np.ndarray) -> tuple[Ref, Ref, Ref]:
+    """(value, d/dgate, d/dup) = (up act(gate), up act'(gate), act(gate)) at the pairs, from the
+    activation's (value, derivative) at their gates."""
+    return times(act, up), times(dact, up), act
+
+
+def repeat(ref: Ref, n: int) -> Ref:
+    """Each point's truth n times in a row (the gates of gated_pairs)."""
+    return Ref(np.repeat(ref.hi, n), np.repeat(ref.lo, n), np.repeat(ref.k, n))
