@@ -290,12 +290,11 @@ def function_section(e: Entry, img_dir: str) -> str:
     if e.extra:
         act = ACTIVATION.get(e.name)
         out.append(
-            (f"**Accuracy:** `{act}`'s own formula and one product, so the error is {act}'s plus "
-             f"half an ulp (see [accuracy.md](accuracy.md#{act})). " if act else "**Accuracy:** ")
-            + "Checked by `tests/test_gated.py` against mpmath at about 200 points per dtype "
-            "(both tails, tiny and huge inputs) within the bounds of accuracy.md (float32 and "
-            "float64: 4 ulp for values, 16 for derivatives; half precision: 1 and 2), on every "
-            "backend; the full accuracy benchmark does not cover it yet."
+            (f"**Accuracy:** `{act}`'s own formula and one product (see "
+             f"[accuracy.md](accuracy.md#{act})). " if act else "**Accuracy:** ")
+            + "Measured by `benchmarks/accuracy.py` over the whole range of every dtype "
+            "([accuracy.md](accuracy.md): " + ("the gated family's section" if act else "its rows")
+            + "), and checked by `tests/test_gated.py` against mpmath on every backend."
         )
     elif e.kind == "glu":
         out.append(
@@ -579,7 +578,7 @@ importing only its framework: `kaun.nn` (PyTorch), `kaun.hf` (Hugging Face trans
 | input | how it runs | derivatives |
 |---|---|---|
 | NumPy `ndarray`, Python numbers, lists | compiled kernels (NumPy ufuncs without a compiler) | `A.derivative(f, order=1, 2 or 3)` |
-| `torch.Tensor` (CPU, CUDA, `DTensor`) | one `torch.autograd.Function` per function and order, saving only `x` | `torch.autograd`, `torch.func` (any order; orders 2 and 3 are kaun's formulas) |
+| `torch.Tensor` (CPU, CUDA, `DTensor`) | one `torch.autograd.Function` per order (the function named in its call), saving only `x` | `torch.autograd`, `torch.func` (any order; orders 2 and 3 are kaun's formulas) |
 | `jax.Array`, tracers (`jit`, `grad`, `vmap`) | one JAX primitive per function, jitted | `jax.grad`, `jvp`, `vjp`, `vmap`, `jax.experimental.jet` (any order; orders 2 and 3 are kaun's formulas) |
 | `dask.array.Array` | lazily, chunk by chunk (`map_blocks`), each chunk through kaun | `A.derivative(f)` (lazy too) |
 | any Array API array (CuPy, array-api-strict, ...) | the array's own namespace | `A.derivative(f)` |

@@ -21,6 +21,7 @@ Which path serves a call (``_cpu`` and ``_eager`` decide, per call, without read
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -203,19 +204,71 @@ def _run(fn: Any, c: Any, x: Any, g: Any = None) -> Any:
 def _lower(e: Entry, which: str, prec: int, structure: tuple[Any, ...]) -> Any:
     """e's formula ``which`` (kaun._core.ORDERS) as kaun._ir's Python lowering, for prepared
     arguments of this structure (None where a run-time scalar goes)."""
+    return _LOWERED.setdefault((e.key, which, prec, structure),
+                               _ir.python_function(_graph((e.key, which, prec, structure))))
+
+
+def _graph(key: tuple[Any, ...]) -> _ir.Graph:
+    e, which, prec, structure = ALL[key[0]], *key[1:]
     args = tuple(0.0 if v is None else v for v in structure)
-    g = _ir.trace(e.formula_of(which), e.nin, args, prec)
-    return _LOWERED.setdefault((e.key, which, prec, structure), _ir.python_function(g))
+    return _ir.trace(e.formula_of(which), e.nin, args, prec)
 
 
-# Every entry's every form, lowered at import (about 40 ms): torch.compile then finds them in a
-# dict, never builds one inside a trace (which it could not: exec).
-_LOWERED: dict[Any, Any] = {}
-for _e in ALL.values():
-    for _p in _e.forms_params():
-        for _prec in (32, 64):
-            for _which in ORDERS if _e.kind == "elementwise" else ORDERS[:2]:
-                _lower(_e, _which, _prec, _e.structure(_e.prep(_p, _prec)))
+def _all_keys() -> list[tuple[Any, ...]]:
+    """Every entry's every form, formula and working precision."""
+    return [(e.key, which, prec, e.structure(e.prep(p, prec)))
+            for e in ALL.values() for p in e.forms_params() for prec in (32, 64)
+            for which in (ORDERS if e.kind == "elementwise" else ORDERS[:2])]
+
+
+def _lower_all() -> dict[Any, Any]:
+    """Every lowering (``_all_keys``), as one module: from the cache folder, where an earlier
+    process of the same kaun sources wrote it (a few ms), else traced and lowered here (about
+    0.3 s) and written there for the next process. torch.compile then finds them in a dict,
+    never builds one inside a trace (which it could not: exec)."""
+    import hashlib
+    import linecache
+    import marshal
+    from pathlib import Path
+
+    from .._special import split_const
+
+    keys = _all_keys()
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256(sys.version.encode())
+    for f in sorted(root.rglob("*.py")):
+        h.update(f.read_bytes())
+    name = f"torch-formulas-{h.hexdigest()[:24]}.marshal"
+    code: Any = None
+    src = ""
+    try:
+        d = K._cache()
+        if (d / name).exists() and K._private_file(d / name) is None:
+            src, code = marshal.loads((d / name).read_bytes())
+    except (OSError, RuntimeError, ValueError, EOFError, TypeError):
+        code = None
+    if code is None:
+        parts = [_ir.python_source(_graph(k), f"f{i}") for i, k in enumerate(keys)]
+        table = ", ".join(f"{k!r}: f{i}" for i, k in enumerate(keys))
+        src = "\n".join(parts) + f"\nLOWERED = {{{table}}}\n"
+        code = compile(src, "<kaun formulas>", "exec")
+        try:
+            d = K._cache()
+            tmp = d / f".{name}.{os.getpid()}.tmp"
+            tmp.write_bytes(marshal.dumps((src, code)))
+            os.replace(tmp, d / name)
+        except (OSError, RuntimeError):
+            pass  # (no cache: the next process lowers them again)
+    linecache.cache["<kaun formulas>"] = (len(src), None, src.splitlines(True), "<kaun formulas>")
+    ns: dict[str, Any] = {"_split_const": split_const}
+    exec(code, ns)  # noqa: S102 (our own generated code)
+    table = ns["LOWERED"]
+    if set(table) != set(keys):  # (a stale or foreign file: lowered here instead)
+        return {k: _ir.python_function(_graph(k)) for k in keys}
+    return table  # type: ignore[no-any-return]
+
+
+_LOWERED: dict[Any, Any] = _lower_all()
 
 
 def _work(entry: Entry, which: str, xs: tuple[Any, ...], args: tuple[Any, ...]) -> Any:
@@ -280,35 +333,36 @@ def _grad(entry: Entry, g: Any, x: Any, p: tuple[float, ...], k: int = 1) -> Any
         if c is not None and fns is not None:
             return _run(fns[1], c, x, g)
     if k < len(ORDERS) - 1 and torch.is_grad_enabled():
-        return _scaled(g, _apply(_FNS[entry.key][k], x, _hex(p)))
+        return _scaled(g, _apply(_FNS[k], x, entry.key, _hex(p)))
     return _scaled(g, _work(entry, ORDERS[k], (x,), _args(entry, x, p)))
 
 
-def _function(entry: Entry, k: int) -> tuple[Any, Any]:
-    """The autograd.Function of an elementwise entry's formula of order k (0: the value, 1 and
-    2: the derivatives; its backward and jvp reach order k + 1): for eager use (with a jvp rule,
-    for forward-mode AD and torch.func) and for torch.compile (without: dynamo cannot trace a
-    Function that has one)."""
+def _function(k: int) -> tuple[Any, Any]:
+    """The autograd.Function of the formula of order k (0: the value, 1 and 2: the
+    derivatives; its backward and jvp reach order k + 1) of any elementwise entry, named by its
+    key in ``apply(x, key, h)``: for eager use (with a jvp rule, for forward-mode AD and
+    torch.func) and for torch.compile (without: dynamo cannot trace a Function that has one).
+    One class per order for every entry, not one per entry (each class costs torch ~0.3 ms to
+    make, ~50 ms at import for all of them)."""
     # dynamo cannot wrap an Entry: the methods find it by key in a plain dict.
-    name = entry.key
 
     class FnC(torch.autograd.Function):
         generate_vmap_rule = True
 
         @staticmethod
-        def forward(x: Any, h: tuple[str, ...]) -> Any:
+        def forward(x: Any, name: str, h: tuple[str, ...]) -> Any:
             return _value(ALL[name], x, _floats(h), k)
 
         @staticmethod
         def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
-            x, h = inputs
+            x, ctx.name, h = inputs
             ctx.p = _floats(h)
             ctx.save_for_backward(x)
 
         @staticmethod
         def backward(ctx: Any, g: Any) -> Any:
             (x,) = ctx.saved_tensors
-            return _grad(ALL[name], g, x, ctx.p, k + 1), None
+            return _grad(ALL[ctx.name], g, x, ctx.p, k + 1), None, None
 
     class Fn(FnC):
         # elementwise: vmap applies the Function to the batched tensor itself (torch's generated
@@ -316,8 +370,8 @@ def _function(entry: Entry, k: int) -> tuple[Any, Any]:
         generate_vmap_rule = False
 
         @staticmethod
-        def vmap(info: Any, in_dims: Any, x: Any, h: tuple[str, ...]) -> Any:
-            return _apply(_FNS[name][k], x, h), in_dims[0]
+        def vmap(info: Any, in_dims: Any, x: Any, name: str, h: tuple[str, ...]) -> Any:
+            return _apply(_FNS[k], x, name, h), in_dims[0]
 
         @staticmethod
         def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
@@ -326,16 +380,16 @@ def _function(entry: Entry, k: int) -> tuple[Any, Any]:
                 ctx.save_for_forward(inputs[0])
 
         @staticmethod
-        def jvp(ctx: Any, tx: Any, _: Any) -> Any:
+        def jvp(ctx: Any, tx: Any, *_: Any) -> Any:
             (x,) = ctx.saved_tensors
-            e = ALL[name]
+            e = ALL[ctx.name]
             if k + 1 < len(ORDERS) - 1:
-                return _scaled(tx, _apply(_FNS[name][k + 1], x, _hex(ctx.p)))
+                return _scaled(tx, _apply(_FNS[k + 1], x, ctx.name, _hex(ctx.p)))
             return _scaled(tx, _work(e, ORDERS[k + 1], (x,), _args(e, x, ctx.p)))
 
     suffix = "" if k == 0 else f"_d{k}"
-    Fn.__name__ = Fn.__qualname__ = f"kaun_{name}{suffix}"
-    FnC.__name__ = FnC.__qualname__ = f"kaun_{name}{suffix}_compiled"
+    Fn.__name__ = Fn.__qualname__ = f"kaun{suffix}"
+    FnC.__name__ = FnC.__qualname__ = f"kaun{suffix}_compiled"
     return Fn, FnC
 
 
@@ -742,10 +796,10 @@ def _prelu_function() -> tuple[Any, Any]:
     return Fn, FnC
 
 
-# Built once at import for every entry, so that torch.compile finds plain dict look-ups (it
-# cannot trace the creation of a class).
-# (per entry: the Functions of orders 0, 1 and 2)
-_FNS = {e.key: [_function(e, k) for k in range(3)] for e in ALL.values() if e.kind == "elementwise"}
+# Built once at import, so that torch.compile finds plain look-ups (it cannot trace the creation
+# of a class): the elementwise Functions of orders 0, 1 and 2 (each serving every entry), glu's
+# and the pair's per entry (five entries).
+_FNS = [_function(k) for k in range(3)]
 _GLU = {e.key: _glu_function(e.key) for e in ALL.values() if e.kind == "glu"}
 _PAIR = {e.key: _pair_function(e.key) for e in ALL.values() if e.kind == "glu"}
 _PRELU = _prelu_function()
@@ -774,7 +828,7 @@ class TorchBackend(Backend):
             if y is not None:
                 return y
         if _function_path(x):
-            return _apply(_FNS[entry.key][0], x, _hex(p))
+            return _apply(_FNS[0], x, entry.key, _hex(p))
         return _value(entry, x, p)
 
     def fast(self, entry: Entry, p: tuple[float, ...]) -> Any:
@@ -790,7 +844,7 @@ class TorchBackend(Backend):
         if G.mode() == "interpret":  # (CPU tensors take the Triton kernels: the general path)
             return None
         kernels: dict[Any, K.Compiled | None] = {}  # by dtype, filled on first use
-        fns, h = _FNS[entry.key][0], _hex(p)
+        fns, h, key = _FNS[0], _hex(p), entry.key
         run = K.runtime().kaun_run_flat
         threads, grad, compiling = torch.get_num_threads, torch.is_grad_enabled, torch.compiler.is_compiling
         functorch, nt, empty_like = torch._C._are_functorch_transforms_active, K.torch_threads, torch.empty_like
@@ -801,7 +855,7 @@ class TorchBackend(Backend):
             # the kernel for a plain, dense CPU tensor, called eagerly without autograd; the
             # general path (_value, or the Function) for anything else
             if compiling():  # what dynamo traces: the Function, never the kernel table
-                return _apply(fns, x, h) if x.dtype in _FLOATS else None
+                return _apply(fns, x, key, h) if x.dtype in _FLOATS else None
             dt = x.dtype
             c = kernels.get(dt)
             if c is None and dt in _IO and dt not in kernels:
@@ -818,7 +872,7 @@ class TorchBackend(Backend):
             if x.dtype not in _FLOATS or x.layout is not strided or x.is_nested:
                 return None
             if _function_path(x):
-                return _apply(fns, x, h)
+                return _apply(fns, x, key, h)
             return _value(entry, x, p)
 
         return f
@@ -827,7 +881,7 @@ class TorchBackend(Backend):
         if entry.ints and not x.is_floating_point():
             return _relu_int(x, order)
         if order < len(ORDERS) - 1 and _function_path(x):  # differentiable to the next order
-            return _apply(_FNS[entry.key][order], x, _hex(p))
+            return _apply(_FNS[order], x, entry.key, _hex(p))
         if _needs_grad(x):  # the third: autograd of its formula
             return _round(_work(entry, ORDERS[order], (x,), _args(entry, x, p)), x.dtype)
         return _value(entry, x, p, order)
