@@ -960,15 +960,7 @@ def _peer23(r: Stat | str | None, normal: bool) -> str:
     return fmt(r.max_normal if normal else r.max)
 
 
-NOTES23 = {  # why kaun misses orders 2 and 3, where it does (shown only for those misses)
-    "quick_gelu":
-        "quick_gelu's orders 2 and 3 are forward-mode differentiation (kaun._dual) of its first "
-        "derivative, without the compensation that its value and first derivative carry for the "
-        "rounding of 1.702 x: in the positive tail, where f'' and f''' are e^(-1.702 x) small, "
-        "that rounding costs up to about 1.702 x / 2 ulp (over 16 past x = 53 in float32, 420 "
-        "in float64); and f''' = 1.702^2 silu'''(1.702 x) has a simple zero at x = 0, where the "
-        "rule measures relative error but kaun's f''' is accurate to about ulp(1) absolute only "
-        "(over 16 ULP for |x| below about 0.06 in float32, 0.08 in float64).",
+NOTES23: dict[str, str] = {  # why kaun misses orders 2 and 3, where it does (shown only for those)
 }
 
 

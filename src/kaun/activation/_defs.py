@@ -1458,8 +1458,31 @@ def _d_quick_gelu(o: Any, x: Array) -> Array:
     return o.where(pos, d_pos, d_neg)
 
 
+def _qg_arg(o: Any, x: Array) -> tuple[Array, Array]:
+    """(z, c): 1.702 x = z + c, z = fl(k_hi x), c the rounding of the product and of k."""
+    k_hi, k_lo = _QG_SPLIT[o.prec(x)]
+    xc = o.clip(x, -1e3, 1e3)  # (past it every derivative is 0; two_prod must not overflow)
+    z, e = sp.two_prod_const(o, xc, k_hi)
+    return z, e + xc * k_lo
+
+
+def _d2_quick_gelu(o: Any, x: Array) -> Array:
+    # k silu2(k x) at k x = z + c: k (silu2(z) + c silu3(z)), silu's written forms (exact next
+    # to their zeros); c carries the rounding of k x, which the tail's exp(-|z|) would
+    # multiply by |z|
+    z, c = _qg_arg(o, x)
+    return 1.702 * (_d2_silu(o, z) + c * _d3_silu(o, z))
+
+
+def _d3_quick_gelu(o: Any, x: Array) -> Array:
+    # k^2 silu3(z + c), to first order in c: silu4 ~ -sign(z) silu3 wherever c matters (the
+    # tails, |z| large); next to the zero at 0, c is far below z and silu3 ~ -z
+    z, c = _qg_arg(o, x)
+    return (2.896804 * _d3_silu(o, z)) * (1.0 - o.where(z > 0.0, c, -c))
+
+
 _QUICK_GELU = Entry("quick_gelu", "smooth", "x * sigmoid(1.702 x)", _quick_gelu, _d_quick_gelu,
-                    smooth=True, extra=True)
+                    smooth=True, extra=True, deriv2=_d2_quick_gelu, deriv3=_d3_quick_gelu)
 
 
 @_register(_QUICK_GELU)
