@@ -519,6 +519,8 @@ floating dtype.
 - [Conventions](conventions.md): signatures, dtypes, errors, numerics, derivatives at kinks
 - [Accuracy](accuracy.md): the measured worst errors, in ULPs, against mpmath
 - [Speed](speed.md): timings against torch and jax
+- [The gated family's speed and memory](gated.md): swiglu and friends against the composites
+  models write, and the gated MLP block's peak memory (`benchmarks/gated.py --out docs/gated.md`)
 - [Install](install.md): the wheel, its prebuilt kernels, and what serves with and without a compiler
 
 ## All functions

@@ -89,7 +89,9 @@ ABI, MAX_P = codegen.ABI, codegen.MAX_P  # kargs.h's
 # a library's trailer: SHA-256 of everything before it, then this word
 _MAGIC = b"KAUNSUM1"
 # what kaun writes in a cache folder (what `cache --clear` may delete): libraries, build folders
-_OURS = re.compile(r"^[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)*-[0-9a-f]{24}\.so$|^\.build-[A-Za-z0-9_]+$")
+# (and the torch adapter's lowered formulas, a marshalled module: kaun._backends._torch)
+_OURS = re.compile(
+    r"^[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)*-[0-9a-f]{24}\.(so|marshal)$|^\.build-[A-Za-z0-9_]+$")
 
 _lock = threading.RLock()
 _LIBS: dict[Any, Any] = {}  # (entry key, variant, io) -> {order: function pointer} or None
