@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import os
 import statistics
 import sys
 import time
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 
 import kaun.activation as A
+from kaun._kernels import gpu as G
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -65,19 +65,14 @@ def peer_fn(name: str) -> Callable[[Any], Any]:
 
 
 @contextlib.contextmanager
-def _env(key: str, value: str | None) -> Any:
-    old = os.environ.get(key)
-    if value is None:
-        os.environ.pop(key, None)
-    else:
-        os.environ[key] = value
+def _interpreting(on: bool) -> Any:
+    """CPU tensors through the Triton interpreter (on) or the C kernels (off), for a while."""
+    old = G.INTERPRET
+    G.INTERPRET = on
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = old
+        G.INTERPRET = old
 
 
 # -- 1. bits ------------------------------------------------------------------------------------
@@ -96,14 +91,14 @@ def bit_check(dev: str, names: list[str], dtypes: list[str]) -> tuple[int, int, 
         for name in names:
             f = kaun_fn(name)
             out = {}
-            for d, mode in (("cpu", "0"), (dev, os.environ.get("KAUN_TRITON"))):
-                # the reference: the C kernels (KAUN_TRITON=0 keeps a CPU tensor off the Triton
-                # kernels under --smoke, where the device is the CPU under the interpreter)
-                with _env("KAUN_TRITON", mode):
+            for d, interp in (("cpu", False), (dev, G.INTERPRET)):
+                # the reference: the C kernels (a CPU tensor kept off the Triton kernels under
+                # --smoke, where the device is the CPU under the interpreter)
+                with _interpreting(interp):
                     x = x_cpu.to(d).requires_grad_()
                     y = f(x)
                     (gx,) = torch.autograd.grad(y, x, g_cpu.to(d)[: y.numel()].reshape(y.shape))
-                out[d + mode if d == "cpu" else d] = (y.detach().cpu(), gx.cpu())
+                out[d + str(interp) if d == "cpu" else d] = (y.detach().cpu(), gx.cpu())
             out = dict(zip(("cpu", dev), out.values(), strict=True))
             for part, a, b in zip(("value", "grad"), out["cpu"], out[dev], strict=True):
                 cells += 1
@@ -283,8 +278,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "docs" / "gpu.md"))
     a = ap.parse_args(argv)
     if a.smoke:
-        from kaun._kernels import gpu as G
-
         if G.mode() != "interpret":
             raise SystemExit("--smoke runs under KAUN_TRITON=interpret")
         dev, dev_name = "cpu", "the CPU (Triton's interpreter: a smoke test, not a measurement)"

@@ -308,8 +308,8 @@ def _kernel(entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
         return None
     if x.is_cuda:
         return G.compiled(entry, p, _IO[x.dtype]) if G.usable(x.device) else None
-    if G.mode() == "interpret":
-        return G.compiled(entry, p, _IO[x.dtype])
+    if G.INTERPRET:
+        return G.compiled(entry, p, _IO[x.dtype], interpret=True)
     return K.compiled(entry, p, _IO[x.dtype])
 
 
@@ -841,7 +841,7 @@ class TorchBackend(Backend):
             return lambda x: nat(x, *p) if x.dtype in _FLOATS and x.layout is _STRIDED and not x.is_nested else None
         if torch.compiler.is_compiling():  # (built by an eager call, never inside a trace)
             return None
-        if G.mode() == "interpret":  # (CPU tensors take the Triton kernels: the general path)
+        if G.INTERPRET:  # (CPU tensors take the Triton kernels: the general path)
             return None
         kernels: dict[Any, K.Compiled | None] = {}  # by dtype, filled on first use
         fns, h, key = _FNS[0], _hex(p), entry.key

@@ -87,6 +87,11 @@ def mode() -> str:
     return "interpret" if v == "interpret" else "gpu"
 
 
+# CPU tensors take the Triton kernels under the interpreter: KAUN_TRITON=interpret when kaun was
+# imported (read once: the torch adapter's CPU path asks on every call)
+INTERPRET = mode() == "interpret"
+
+
 def describe() -> str:
     """What serves CUDA tensors (eager), in a line: ``kaun.activation.info()["gpu"]``."""
     m = mode()
