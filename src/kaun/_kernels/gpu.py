@@ -276,7 +276,11 @@ def kernel(spec: codegen.Spec) -> str:
         "else:",
         *[f"    {o} = i" for o in offs],
     ])
-    return (f"@jit\ndef {spec.name}({', '.join(args)}):\n    {head}\n    "
+    # the scalars' halves are never specialized (Triton would compile again for a half that is
+    # 1 or a multiple of 16: one kernel must serve every value)
+    halves = [f"p{h}{j}" for j in range(len(g.params)) for h in "hl"]
+    deco = f"@jit(do_not_specialize={halves!r})" if halves else "@jit"
+    return (f"{deco}\ndef {spec.name}({', '.join(args)}):\n    {head}\n    "
             f"{ind.join(lines)}\n")
 
 
@@ -299,7 +303,9 @@ def load(src: str, interpret: bool) -> dict[str, Any]:
     if interpret:
         from triton.runtime.interpreter import InterpretedFunction
 
-        def jit(fn: Any) -> Any:
+        def jit(fn: Any = None, **kw: Any) -> Any:
+            if fn is None:  # (@jit(do_not_specialize=...): nothing to specialize here)
+                return InterpretedFunction
             return InterpretedFunction(fn)
     else:
         from triton import jit  # type: ignore[no-redef]
