@@ -715,3 +715,17 @@ def test_quick_gelu_orders_2_3_in_ulp(dtype: str) -> None:
             ulp = np.spacing(np.abs(ref).astype(dtype)).astype(np.float64)
             err = np.abs(got - ref) / ulp
             assert err.max() <= 16, (order, x[np.argmax(err)], err.max())
+
+
+def test_gated_mlp_replaced_activation_is_called() -> None:
+    """A GatedMLP whose act was replaced (another function, another module) computes with the
+    replacement, with and without a gradient: the in-place path is only for its own act."""
+    torch.manual_seed(0)
+    b = KN.GatedMLP(8, 16, "swiglu")
+    b.act = KN.GeGLU()
+    x = torch.randn(4, 8, requires_grad=True)
+    want = b.down(b.act(b.gate_up(x)))
+    assert torch.equal(b(x), want)
+    b.act = torch.nn.Identity()  # (the shapes no longer fit down: torch says so)
+    with pytest.raises(RuntimeError):
+        b(x)

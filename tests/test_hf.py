@@ -135,6 +135,11 @@ def test_use_kaun_on_a_config_and_the_names_it_leaves() -> None:
     config = GPT2Config(activation_function="gelu_new", summary_activation="tanh")
     assert H.use_kaun(config) is config
     assert config.activation_function == "kaun_gelu_approx" and config.summary_activation == "kaun_tanh"
+    # a field that is not an activation keeps its value, whatever the word
+    config = GPT2Config(activation_function="gelu", summary_type="tanh", position_kind="relu")
+    H.use_kaun(config)
+    assert config.activation_function == "kaun_gelu"
+    assert config.summary_type == "tanh" and config.position_kind == "relu"
     config = LlamaConfig(hidden_act="gelu_10")
     with pytest.warns(UserWarning, match=r"kaun\.hf\.use_kaun: left as transformers'.*hidden_act='gelu_10'"):
         H.use_kaun(config)

@@ -122,3 +122,17 @@ def test_half_loads_and_stores_every_value(dtype: str) -> None:
         want = (x.astype(np.float32) * np.float32(0.7)).astype(dt)
     ok = (y.view(np.uint16) == want.view(np.uint16)) | (nan & np.isnan(y.astype(np.float32)))
     assert ok.all(), x[~ok][:5]
+
+
+def test_shifts_take_constant_amounts_below_the_width() -> None:
+    """A variable shift, or one past the width, is undefined in C and differs between the
+    lowerings: the graph refuses it."""
+    from kaun import _ir
+
+    def f(o: Any, x: Any, n: Any) -> Any:
+        return o.from_bits(o.shl(o.bits(x), n))
+
+    _ir.trace(lambda o, x: f(o, x, 31), 1, (), 32)
+    for n in (32, -1, True, 1.0):
+        with pytest.raises(TypeError, match="constant shift"):
+            _ir.trace(lambda o, x, n=n: f(o, x, n), 1, (), 32)

@@ -301,3 +301,30 @@ def test_the_runtime_reports_its_abi_and_threading() -> None:
     assert int(rt.kaun_abi_version()) == K.ABI
     stem, origin, omp = K._state["runtime"]
     assert bool(rt.kaun_openmp()) == omp and stem.startswith("runtime")
+
+
+def test_the_lowered_formulas_are_cached_privately(tmp_path: Path) -> None:
+    """The torch adapter's lowered formulas (one marshalled module in the cache folder) are
+    written private whatever the umask, read back by the next process, and a damaged file is
+    replaced, not loaded."""
+    code = """
+import os, torch
+os.umask(0o002)
+import kaun.activation as A
+print(A.gelu(torch.ones(3)).sum().item())
+"""
+    r = py(code, tmp_path)
+    assert r.returncode == 0, r.stderr
+    files = list((tmp_path / "cache").glob("torch-formulas-*.marshal"))
+    assert len(files) == 1
+    f = files[0]
+    assert stat.S_IMODE(f.stat().st_mode) == 0o600
+    before = f.stat().st_mtime_ns
+    r = py(code, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert f.stat().st_mtime_ns == before  # read, not written again
+    f.write_bytes(b"\x00garbage")
+    os.chmod(f, 0o600)
+    r = py(code, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert f.stat().st_size > 1000  # lowered again and written whole

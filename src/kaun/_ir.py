@@ -283,16 +283,23 @@ class TraceOps:
     def ior(self, a: Any, b: Any) -> Sym:
         return self.graph.iop("ior", a, b)
 
+    def _shift(self, op: str, a: Sym, n: int) -> Sym:
+        # a constant amount below the width: a variable one, or one past the width, is
+        # undefined in C and differs between the lowerings
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < self.graph.prec:
+            raise TypeError(f"o.{op} takes a constant shift in [0, {self.graph.prec}), got {n!r}")
+        return self.graph.iop(op, a, n)
+
     def shl(self, a: Sym, n: int) -> Sym:
-        return self.graph.iop("shl", a, n)
+        return self._shift("shl", a, n)
 
     def shr(self, a: Sym, n: int) -> Sym:
         """Logical shift right (zeros in)."""
-        return self.graph.iop("shr", a, n)
+        return self._shift("shr", a, n)
 
     def sar(self, a: Sym, n: int) -> Sym:
         """Arithmetic shift right (the sign bit in)."""
-        return self.graph.iop("sar", a, n)
+        return self._shift("sar", a, n)
 
     def ilt(self, a: Any, b: Any) -> Sym:
         """a < b as signed integers: a boolean array."""

@@ -342,9 +342,11 @@ def _parser() -> argparse.ArgumentParser:
                     help=f"comma-separated I/O dtypes (default: {','.join(DTYPES)})")
     bu.add_argument("--jobs", type=int, default=0, help="compilers at a time (default: one per CPU)")
     bu.add_argument("--gpu", metavar="ARCHS", default="",
-                    help="instead, compile the GPU (Triton) kernels for these CUDA architectures, "
-                    "comma-separated (sm_80,sm_90), into Triton's cache ($TRITON_CACHE_DIR), "
-                    "without a GPU; and check their PTX")
+                    help="instead, compile every GPU (Triton) kernel for these CUDA "
+                    "architectures, comma-separated (sm_80,sm_90), without a GPU, and check its "
+                    "PTX for approximate arithmetic (kept in Triton's cache, $TRITON_CACHE_DIR; "
+                    "the runtime's JIT specializes its arguments and compiles its own on first "
+                    "use)")
 
     ca = sub.add_parser("cache", help="where the compiled kernels are kept (or --clear them)")
     ca.add_argument("--clear", action="store_true", help="delete the kernel libraries kaun wrote there")

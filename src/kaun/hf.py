@@ -103,11 +103,13 @@ def _rewrite(config: PretrainedConfig, path: str, done: dict[str, str], unknown:
     for key, value in list(vars(config).items()):
         if isinstance(value, PretrainedConfig):
             _rewrite(value, f"{path}.{key}", done, unknown, seen)
-        elif isinstance(value, str) and not key.startswith("_"):
+        elif isinstance(value, str) and _is_activation_field(key):
+            # (only activation fields: another field may hold the same word, "gelu" or
+            # "tanh", with another meaning that model code compares against)
             if value in HF_TO_KAUN:
                 setattr(config, key, PREFIX + HF_TO_KAUN[value])
                 done[value] = PREFIX + HF_TO_KAUN[value]
-            elif _is_activation_field(key) and not value.startswith(PREFIX):
+            elif not value.startswith(PREFIX):
                 unknown.append(f"{path}.{key}={value!r}")
 
 

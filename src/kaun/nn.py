@@ -588,7 +588,12 @@ class GatedMLP(_Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.gate_up(x)
         y = None
-        if self.inplace_backward and not _hooked(self.gate_up, self.act):
+        # in place only where the block's own modules made h, fresh, and its activation is the
+        # one built here (a replaced self.act, or another axis, is called as it is)
+        if (self.inplace_backward and type(self.act) is MODULES[self._entry.name]
+                and getattr(self.act, "axis", None) in (-1, h.dim() - 1)
+                and h is not x and h.grad_fn is not None and h._base is None
+                and not _hooked(self.gate_up, self.act)):
             from kaun._backends import _torch
 
             y = _torch.glu_inplace_backward(self._entry, h, -1)

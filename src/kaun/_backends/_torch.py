@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from typing import Any
 
 import torch
@@ -239,32 +240,39 @@ def _lower_all() -> dict[Any, Any]:
     for f in sorted(root.rglob("*.py")):
         h.update(f.read_bytes())
     name = f"torch-formulas-{h.hexdigest()[:24]}.marshal"
-    code: Any = None
+    import types
+
+    table: Any = None
     src = ""
     try:
         d = K._cache()
         if (d / name).exists() and K._private_file(d / name) is None:
             src, code = marshal.loads((d / name).read_bytes())
-    except (OSError, RuntimeError, ValueError, EOFError, TypeError):
-        code = None
-    if code is None:
+            if isinstance(src, str) and isinstance(code, types.CodeType):
+                ns: dict[str, Any] = {"_split_const": split_const}
+                exec(code, ns)  # noqa: S102 (our own generated code, from a private folder)
+                table = ns.get("LOWERED")
+    except Exception:  # (damaged, foreign or stale: lowered here and written again below)
+        table = None
+    if not isinstance(table, dict) or set(table) != set(keys):
         parts = [_ir.python_source(_graph(k), f"f{i}") for i, k in enumerate(keys)]
         table = ", ".join(f"{k!r}: f{i}" for i, k in enumerate(keys))
         src = "\n".join(parts) + f"\nLOWERED = {{{table}}}\n"
         code = compile(src, "<kaun formulas>", "exec")
+        ns = {"_split_const": split_const}
+        exec(code, ns)  # noqa: S102 (our own generated code)
+        table = ns["LOWERED"]
         try:
             d = K._cache()
-            tmp = d / f".{name}.{os.getpid()}.tmp"
-            tmp.write_bytes(marshal.dumps((src, code)))
+            tmp = d / f".{name}.{os.getpid()}.{threading.get_ident()}.tmp"
+            # (private, whatever the umask: a file others could write is refused when read)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(marshal.dumps((src, code)))
             os.replace(tmp, d / name)
         except (OSError, RuntimeError):
             pass  # (no cache: the next process lowers them again)
     linecache.cache["<kaun formulas>"] = (len(src), None, src.splitlines(True), "<kaun formulas>")
-    ns: dict[str, Any] = {"_split_const": split_const}
-    exec(code, ns)  # noqa: S102 (our own generated code)
-    table = ns["LOWERED"]
-    if set(table) != set(keys):  # (a stale or foreign file: lowered here instead)
-        return {k: _ir.python_function(_graph(k)) for k in keys}
     return table  # type: ignore[no-any-return]
 
 
@@ -307,7 +315,7 @@ def _kernel(entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
     if not _eager() or not _plain(x):
         return None
     if x.is_cuda:
-        return G.compiled(entry, p, _IO[x.dtype]) if G.usable(x.device) else None
+        return G.compiled(entry, p, _IO[x.dtype], interpret=False) if G.usable(x.device) else None
     if G.INTERPRET:
         return G.compiled(entry, p, _IO[x.dtype], interpret=True)
     return K.compiled(entry, p, _IO[x.dtype])

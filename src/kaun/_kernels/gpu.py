@@ -419,15 +419,22 @@ def launch(fn: Any, k: Kernels, ins: list[Any], outs: list[Any], n: int, rows: i
         if k.interpret:
             import numpy as np
 
-            with np.errstate(all="ignore"):  # (IEEE arithmetic in NumPy: inf and NaN are results)
+            # (the interpreter's state is global: one launch at a time)
+            with _lock, np.errstate(all="ignore"):  # (IEEE in NumPy: inf and NaN are results)
                 fn[grid](*args, ROWS=rows > 1, BLOCK=block)
         else:
-            fn[grid](*args, ROWS=rows > 1, BLOCK=block, num_warps=NUM_WARPS,
-                     enable_fp_fusion=False)
+            import torch
+
+            # (Triton launches on the current device and stream: the operands' device)
+            with torch.cuda.device(ins[0].device):
+                fn[grid](*args, ROWS=rows > 1, BLOCK=block, num_warps=NUM_WARPS,
+                         enable_fp_fusion=False)
     except Exception as e:  # (Triton's compiler or driver: say what to do)
         raise RuntimeError(
             f"kaun: a Triton kernel failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-            "set KAUN_TRITON=0 to compute CUDA tensors with the formulas in torch operations"
+            "set KAUN_TRITON=0 to compute CUDA tensors with the formulas in torch operations (an "
+            "earlier kernel's asynchronous CUDA error surfaces here too: CUDA_LAUNCH_BLOCKING=1 "
+            "says which)"
         ) from e
 
 
@@ -451,8 +458,12 @@ def signature(spec: codegen.Spec) -> dict[str, str]:
 def aot(entry: Entry, p: tuple[float, ...], io: str, arch: int, high: bool = False,
         rows: bool = False) -> dict[str, Any]:
     """Compile the kernels of (entry, p, io[, high]) for CUDA compute capability ``arch`` (80,
-    90, ...) without a GPU (Triton's compiler and the ptxas of its wheel), into Triton's cache
-    (``$TRITON_CACHE_DIR``); {kernel name: compiled kernel (``.asm["ptx"]``, ``["cubin"]``)}."""
+    90, ...) without a GPU (Triton's compiler and the ptxas of its wheel); {kernel name: compiled
+    kernel (``.asm["ptx"]``, ``["cubin"]``)}. Triton keeps each in its cache
+    (``$TRITON_CACHE_DIR``), PTX beside cubin, but with no specialization of the arguments: the
+    runtime's JIT, which specializes pointers' alignment and integers' divisibility, keys its
+    kernels otherwise and compiles them again on first use. What this proves is that every
+    kernel compiles and what its arithmetic is (``inexact``)."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
