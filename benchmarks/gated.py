@@ -135,7 +135,7 @@ def mlp_saved(name: str, tokens: int = 8 * 512, dim: int = 512,
 
 PEAK = r"""
 import sys, torch, torch.nn.functional as F, kaun.nn as KN
-from benchmarks_gated import COMPOSITE
+from gated import COMPOSITE
 name, variant, tokens, dim, hidden = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:6])
 torch.manual_seed(0)
 m = KN.GatedMLP(dim, hidden, name)
@@ -179,16 +179,12 @@ def mlp_peak(name: str, variant: str, tokens: int = 8 * 512, dim: int = 512,
     import os
     import subprocess
     import sys
-    import tempfile
-    from pathlib import Path
 
-    here = Path(__file__).resolve().parent
-    with tempfile.TemporaryDirectory() as d:
-        (Path(d) / "benchmarks_gated.py").write_text((here / "gated.py").read_text())
-        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536",
-               "PYTHONPATH": os.pathsep.join([d, os.environ.get("PYTHONPATH", "")])}
-        r = subprocess.run([sys.executable, "-c", PEAK, name, variant, str(tokens), str(dim),
-                            str(hidden)], capture_output=True, text=True, env=env, check=True)
+    here = str(Path(__file__).resolve().parent)  # (the child imports this file as `gated`)
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536",
+           "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([sys.executable, "-c", PEAK, name, variant, str(tokens), str(dim),
+                        str(hidden)], capture_output=True, text=True, env=env, check=True)
     return int(r.stdout.split()[-1])
 
 

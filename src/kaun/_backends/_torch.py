@@ -587,15 +587,12 @@ def _glu_inplace_function(name: str) -> Any:
     projection's output, seen by nothing else) and its version is bumped (any other saved
     reference to it would raise torch's in-place error); a second backward raises (_TWICE)."""
 
-    class Fn(torch.autograd.Function):
-        @staticmethod
-        def forward(x: Any, ax: int) -> Any:
-            return _glu_value(ALL[name], x, ax)
+    base = _GLU[name][1]  # (the usual Function: its forward, its saved x)
 
+    class Fn(base):  # type: ignore[valid-type,misc]
         @staticmethod
         def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
-            x, ctx.ax = inputs
-            ctx.save_for_backward(x)
+            base.setup_context(ctx, inputs, output)
             ctx.consumed = False
 
         @staticmethod

@@ -1431,15 +1431,20 @@ _QG_SPLIT = {p: (h, float(_D50.subtract(_QG_K, Decimal(h)))) for p, h in (
     (32, sp.round_const(1.702, 32)[0]), (64, 1.702))}
 
 
+def _qg_arg(o: Any, x: Array) -> tuple[Array, Array]:
+    """(z, c): 1.702 x = z + c, z = fl(k_hi x), c the rounding of the product and of k."""
+    k_hi, k_lo = _QG_SPLIT[o.prec(x)]
+    xc = o.clip(x, -1e3, 1e3)  # (past it exp is 0 in every dtype; two_prod must not overflow)
+    z, e = sp.two_prod_const(o, xc, k_hi)
+    return z, e + xc * k_lo
+
+
 def _qg_parts(o: Any, x: Array) -> tuple[Array, Array, Array, Array, Array, Array, Array, Array]:
     """(xl, z, c, pos, ts, sc, t, r): xl = x with -inf -> the most negative finite; 1.702 x =
     z + c (c the rounding of the product and of the constant), t = exp(-|z|) = ts sc, r = 1/(1+t);
     sigmoid(1.702 x) = s (1 + sn c) to first order (s = r, sn = t r for x >= 0, swapped below)."""
-    k_hi, k_lo = _QG_SPLIT[o.prec(x)]
     xl = _lo(o, x)
-    xc = o.clip(x, -1e3, 1e3)  # (past it exp is 0 in every dtype; two_prod must not overflow)
-    z, e = sp.two_prod_const(o, xc, k_hi)
-    c = e + xc * k_lo
+    z, c = _qg_arg(o, x)
     pos, _, ts, sc, t, r = _sig_parts(o, z)
     return xl, z, c, pos, ts, sc, t, r
 
@@ -1456,14 +1461,6 @@ def _d_quick_gelu(o: Any, x: Array) -> Array:
     d_pos = r * (1.0 + tr * c) * (1.0 + z * tr * (1.0 - r * c))
     d_neg = ((ts * r) * (1.0 + r * c) * (1.0 + z * r * (1.0 - tr * c))) * sc
     return o.where(pos, d_pos, d_neg)
-
-
-def _qg_arg(o: Any, x: Array) -> tuple[Array, Array]:
-    """(z, c): 1.702 x = z + c, z = fl(k_hi x), c the rounding of the product and of k."""
-    k_hi, k_lo = _QG_SPLIT[o.prec(x)]
-    xc = o.clip(x, -1e3, 1e3)  # (past it every derivative is 0; two_prod must not overflow)
-    z, e = sp.two_prod_const(o, xc, k_hi)
-    return z, e + xc * k_lo
 
 
 def _d2_quick_gelu(o: Any, x: Array) -> Array:
