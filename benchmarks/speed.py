@@ -1,10 +1,11 @@
 """Speed of kaun.activation beside its peers, in one run, and the memory torch saves for backward.
 
-Every function in float32, at four sizes, each a group of contestants timed interleaved (one call
+Every function in float32, at five sizes, each a group of contestants timed interleaved (one call
 of each in turn, medians over rounds; ratios only within a group):
 
-* 2^10 elements (the cost of a call): kaun on torch eager, no-grad forward, beside torch's op;
-* 2^16 (cache-resident: the arithmetic) and 2^22 (the arithmetic and memory bandwidth): torch
+* 2^10 elements (the cost of a call): kaun on torch eager, no-grad forward and forward+backward,
+  beside torch's op, with each call's time in microseconds;
+* 2^16 (cache-resident: the arithmetic), 2^20 and 2^22 (the arithmetic and memory bandwidth): torch
   eager forward and forward+backward beside torch.nn.functional (a composite of torch ops where
   torch has no such function: squareplus, sparse_plus, sparse_sigmoid, hard_sigmoid with another
   alpha; and, for those, torch's silu, the price of one pass); at 2^22 also NumPy beside the naive
@@ -193,7 +194,7 @@ def fn_kw(name: str) -> Callable[..., Any]:
 # -- one function ----------------------------------------------------------------------------
 
 
-SIZES = (10, 16, 22, 24)
+SIZES = (10, 16, 20, 22, 24)
 
 
 def measure(name: str, lg: int, repeats: int) -> dict[str, float]:
@@ -233,7 +234,7 @@ def measure(name: str, lg: int, repeats: int) -> dict[str, float]:
 
         return go
 
-    if lg in (16, 22):
+    if lg in (10, 16, 20, 22):
         g.add("torch kaun fb", fwd_bwd(k_t))
         g.add("torch peer fb", fwd_bwd(p_t))
         if name in TORCH_COMPOSITE:
@@ -359,6 +360,17 @@ def targets(res: dict[int, dict[str, dict[str, float]]], names: list[str]) -> tu
     above = [n for n in native if r10[n]["torch kaun"] / r10[n]["torch peer"] > 1.5]
     line(f"2^10, no-grad forward: every function <= 1.5x torch's op (worst: {worst10}; above: "
          f"{', '.join(above) or 'none'})", fmt(w10), w10 <= 1.5)
+    gm10 = ratio_gm(r10, "torch kaun fb", "torch peer fb", native)
+    line(f"2^10, forward + backward: geomean of {len(native)} <= 1.2x torch's op", fmt(gm10), gm10 <= 1.2)
+    r20 = res[20]
+    for lab, head in (("torch kaun", "forward"), ("torch kaun fb", "forward + backward")):
+        peer = lab.replace("kaun", "peer")
+        gm = ratio_gm(r20, lab, peer, native)
+        line(f"2^20, torch eager {head}: geomean of {len(native)} <= 0.9x torch's op", fmt(gm), gm <= 0.9)
+        for nm in ("silu", "gelu"):
+            if nm in r20:
+                v = r20[nm][lab] / r20[nm][peer]
+                line(f"2^20, torch eager {head}: {nm} <= 1.0x torch's op", fmt(v), v <= 1.0)
     r22 = res[22]
     gm_np = ratio_gm(r22, "np kaun", "np naive", names)
     worst_np = max(names, key=lambda n: r22[n]["np kaun"] / r22[n]["np naive"])
@@ -373,7 +385,7 @@ def targets(res: dict[int, dict[str, dict[str, float]]], names: list[str]) -> tu
 
 def size_table(r: dict[str, dict[str, float]], lg: int, names: list[str]) -> str:
     cols: list[tuple[str, str, str]] = [("torch fwd kaun/op", "torch kaun", "torch peer")]
-    if lg in (16, 22):
+    if lg in (10, 16, 20, 22):
         cols.append(("torch fwd+bwd kaun/op", "torch kaun fb", "torch peer fb"))
     if lg == 22:
         cols += [("NumPy kaun/naive", "np kaun", "np naive"), ("NumPy kaun/copy", "np kaun", "np.copyto"),
@@ -387,13 +399,26 @@ def size_table(r: dict[str, dict[str, float]], lg: int, names: list[str]) -> str
         cells = [fmt(rr[a] / rr[b]) if a in rr and b in rr else "-" for _, a, b in cols]
         extra = (f" (c; kaun/silu {fmt(rr['torch kaun'] / rr['torch silu'])})"
                  if nm in TORCH_COMPOSITE and "torch silu" in rr else "")
-        rows.append([nm + extra, *cells, f"{rr['torch kaun'] * 1e6:.1f}"])
+        us = [f"{rr['torch kaun'] * 1e6:.1f}"]
+        if lg == 10:  # the fixed cost of a call, kaun and torch, in microseconds
+            us += [f"{rr['torch peer'] * 1e6:.1f}", f"{rr['torch kaun fb'] * 1e6:.1f}",
+                   f"{rr['torch peer fb'] * 1e6:.1f}"]
+        rows.append([nm + extra, *cells, *us])
     native = [n for n in names if n not in TORCH_COMPOSITE]
     for _, a, b in cols:
         sel = native if a.startswith("torch") else names
         gms.append(f"**{fmt(ratio_gm(r, a, b, sel))}**")
-    rows.append(["**geomean** (torch: the functions torch has)", *gms, ""])
-    return table(["function", *[h for h, _, _ in cols], "kaun torch fwd (us)"], rows)
+    us_heads = ["kaun torch fwd (us)"]
+    if lg == 10:
+        us_heads += ["torch op fwd (us)", "kaun fwd+bwd (us)", "torch op fwd+bwd (us)"]
+    rows.append(["**geomean** (torch: the functions torch has)", *gms, *[""] * len(us_heads)])
+    return table(["function", *[h for h, _, _ in cols], *us_heads], rows)
+
+
+def _torchops_loaded() -> bool:
+    from kaun._kernels import torchops
+
+    return torchops.ext() is not None
 
 
 def cpu_ghz() -> float:
@@ -418,6 +443,10 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     import jax
     import torch
+
+    from kaun._kernels import torchops
+
+    torchops.wait(600)  # (a build this process started in the background: waited for)
 
     names = args.functions.split(",") if args.functions else (QUICK if args.quick else ALL)
     for nm in names:
@@ -454,10 +483,12 @@ def main(argv: list[str] | None = None) -> int:
         "Each ratio compares medians of contestants timed interleaved in one group (same function, "
         f"same size; {repeats} rounds at 2^22 and 2^24 (at least 5 where one round takes over "
         f"{BUDGET / repeats:.1f} s), each sample a loop of calls of about 10 ms; {repeats * 3} "
-        "rounds at 2^10 and 2^16, each sample a loop of about 2 ms), in a random order per round "
+        "rounds at 2^10 and 2^16, each sample a loop of about 2 ms; 2^20 as 2^22), in a random order per round "
         "(seeded); the sizes in turn, 2^10 and 2^16 before any JAX code runs (XLA's threads stay "
         "busy a while after a call). kaun's NumPy and torch CPU calls run its compiled kernels "
-        "(one pass, on torch's OpenMP threads); jax.jit runs kaun's formulas through XLA. "
+        "(one pass, on torch's OpenMP threads); eager torch CPU calls enter them through kaun's C++ "
+        f"operator ({'loaded' if _torchops_loaded() else 'NOT loaded: the Python path'}); jax.jit "
+        "runs kaun's formulas through XLA. "
         "(c): torch has no such "
         "function and the peer is a composite of torch operations; the issue's mark for those is "
         "torch's silu at the same size (one pass). Forward+backward is `f(x).backward(g)` and one "
@@ -477,8 +508,9 @@ def main(argv: list[str] | None = None) -> int:
             parts.append(f"- {nm} at 2^{lg}, {head}: {fmt(v)}x torch's op: {cpe(r, lab, lg, ghz):.1f} "
                          f"against {cpe(r, lab.replace('kaun', 'peer'), lg, ghz):.1f}")
         parts.append("")
-    for lg, what in ((22, "arithmetic and memory bandwidth"), (16, "cache-resident: the arithmetic"),
-                     (10, "the cost of a call"), (24, "a fresh output page-faulted on every call")):
+    for lg, what in ((22, "arithmetic and memory bandwidth"), (20, "arithmetic, 4 MiB in and out"),
+                     (16, "cache-resident: the arithmetic"), (10, "the cost of a call"),
+                     (24, "a fresh output page-faulted on every call")):
         parts += [f"## 2^{lg} elements ({what})", "", size_table(res[lg], lg, names), ""]
     parts += ["## Memory saved for backward (torch, per input element of float32)", "",
               "Tensors packed by `torch.autograd.graph.saved_tensors_hooks` during the forward "

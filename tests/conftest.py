@@ -6,6 +6,7 @@ being skipped silently.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +21,17 @@ import numpy as np
 import pytest
 import torch
 
+from kaun._kernels import torchops as _torchops
+
 jax.config.update("jax_enable_x64", True)
 dask.config.set(scheduler="synchronous")
+
+# kaun's torch operator (kaun._kernels.torchops): built here, before any test, so that every
+# eager CPU call of the suite takes it (a failed build fails the run); the processes that tests
+# start use it but never start a build of their own in the background (KAUN_TORCH_OPS=load;
+# tests/test_torchops.py tries the background build on purpose)
+os.environ["KAUN_TORCH_OPS"] = "load"
+_torchops.build()
 
 FLOATS = ("float16", "bfloat16", "float32", "float64")
 

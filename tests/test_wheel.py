@@ -50,7 +50,7 @@ def _case(inst: dict[str, Any], name: str, py: str, **env: str) -> dict[str, Any
 def test_the_distributions_carry_the_kernels(installed: dict[str, Any]) -> None:
     with tarfile.open(installed["sdist"]) as t:
         names = {n.split("/", 1)[1] for n in t.getnames() if "/" in n}
-    for f in ("runtime.c", "kmath.h", "kargs.h", "codegen.py"):
+    for f in ("runtime.c", "torchops.cpp", "kmath.h", "kargs.h", "codegen.py"):
         assert f"src/kaun/_kernels/{f}" in names, f
     assert "setup.py" in names
     wheel = installed["wheel"]

@@ -6,7 +6,8 @@
     kaun-activation eval gelu 0 1.4142 --order 2      # the second derivative
     kaun-activation plot gelu silu --derivative -o act.png
     kaun-activation gallery -o docs/gallery.png
-    kaun-activation build              # compile every function's kernels ahead, into the cache
+    kaun-activation build              # compile every function's kernels (and the torch operator)
+                                       # ahead, into the cache
     kaun-activation cache [--clear]    # which kernels serve here and where they are, or delete them
 
 Also ``python -m kaun.cli``. Plots need matplotlib (``pip install 'kaun[plot]'``).
@@ -337,7 +338,8 @@ def _parser() -> argparse.ArgumentParser:
     ga.add_argument("-o", "--output", required=True, metavar="FILE.png")
 
     bu = sub.add_parser("build", help="compile every function's kernels (every form of its "
-                        "hyper-parameters) into the cache, ahead of use")
+                        "hyper-parameters) and, where torch is installed, kaun's torch operator "
+                        "into the cache, ahead of use")
     bu.add_argument("--dtypes", default=",".join(DTYPES),
                     help=f"comma-separated I/O dtypes (default: {','.join(DTYPES)})")
     bu.add_argument("--jobs", type=int, default=0, help="compilers at a time (default: one per CPU)")
@@ -371,7 +373,22 @@ def build_text(dtypes: str, jobs: int, gpu: str = "") -> str:
         n = K.build_all(list(ALL.values()), want, jobs)
     except RuntimeError as e:
         raise CLIError(f"build: {e}") from None
-    return f"{n} kernel libraries in {K.cache_dir()} ({time.perf_counter() - t:.1f} s)"
+    lines = [f"{n} kernel libraries in {K.cache_dir()} ({time.perf_counter() - t:.1f} s)"]
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None:  # the torch operator (optional)
+        from kaun._kernels import torchops
+
+        if torchops.mode() == "off":
+            lines.append("the torch operator: not built (KAUN_TORCH_OPS=0)")
+            return "\n".join(lines)
+        t = time.perf_counter()
+        try:
+            p = torchops.build()
+            lines.append(f"the torch operator: {p} ({time.perf_counter() - t:.1f} s)")
+        except RuntimeError as e:
+            lines.append(f"the torch operator was not built ({e}): torch calls take the Python path")
+    return "\n".join(lines)
 
 
 def _build_gpu(dtypes: tuple[str, ...], gpu: str, t: float) -> str:
@@ -430,6 +447,7 @@ def cache_text(clear: bool) -> str:
         f"prebuilt: {st['prebuilt'] or 'none for this machine in this installation'}",
         f"compiler: {st['compiler'] or '-'}",
         f"gpu:      {st['gpu']}",
+        f"torch:    {st['torch_ops']}",
         f"cache:    {i['dir']} ({i['libraries']} kernel libraries, {i['bytes'] / 2**20:.1f} MiB){refused}",
         "set KAUN_CACHE_DIR to move it; `kaun-activation cache --clear` deletes kaun's files in it",
     ])

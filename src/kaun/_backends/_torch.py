@@ -34,6 +34,7 @@ from .. import _ir
 from .. import _kernels as K
 from .._core import ALL, ORDERS, Entry, halves
 from .._kernels import gpu as G
+from .._kernels import torchops as TO
 from ._base import Backend
 
 _HALF = (torch.float16, torch.bfloat16)
@@ -801,6 +802,75 @@ def _prelu_function() -> tuple[Any, Any]:
     return Fn, FnC
 
 
+# The C++ operator's kernel tables (kaun._kernels.torchops): (entry key, p, dtype) -> table id,
+# and id -> (entry, p) for kaun::grad
+_TABLES: dict[Any, int | None] = {}
+_TABLE_OF: dict[int, tuple[Entry, tuple[float, ...]]] = {}
+
+
+def _table(entry: Entry, p: tuple[float, ...], dt: Any, c: Any) -> int | None:
+    """The id of the C++ operator's table for these kernels (registered on first use), or None
+    where the operator does not serve (not built yet, turned off, no such kernel)."""
+    e = TO.ext()
+    if e is None or c is None or not isinstance(c, K.Compiled):
+        return None
+    key = (entry.key, _hex(p), dt)
+    tid = _TABLES.get(key)
+    if tid is None:
+        with _table_lock:
+            tid = _TABLES.get(key)
+            if tid is None:
+                tid = e.table(dt, c.value, c.vjp, c.scalars, entry.kind == "glu")
+                _TABLE_OF[tid] = (entry, p)
+                _TABLES[key] = tid
+    return tid
+
+
+_table_lock = threading.Lock()
+
+
+def grad_by_table(g: Any, x: Any, tid: int, k: int) -> Any:
+    """kaun::grad's kernel (registered by kaun._kernels.torchops): g f^(k)(x) for the entry and
+    hyper-parameters of table tid, differentiable further (the Python path's Functions)."""
+    entry, p = _TABLE_OF[tid]
+    return _grad(entry, g, x, p, k)
+
+
+def glu_grad_by_table(g: Any, x: Any, tid: int, ax: int) -> Any:
+    """kaun::glu_grad's kernel: glu's gradient for table tid, differentiable further."""
+    return _glu_grad(_TABLE_OF[tid][0], g, x, ax)
+
+
+def _glu_by_op(entry: Entry, x: Any, ax: int) -> Any:
+    """glu(x) split along ax by the C++ operator, or None where it may not serve this call (its
+    C++ side checks the tensor: a plain contiguous CPU tensor, no transform, no tracer)."""
+    if torch.compiler.is_compiling():  # (first: nothing below is dynamo's)
+        return None
+    tid = _GLU_OP.get((entry.key, x.dtype))
+    if tid is None:
+        if G.INTERPRET or type(x) is not torch.Tensor or x.dtype not in _IO or TO.ext() is None:
+            return None
+        tid = _table(entry, (), x.dtype, K.compiled(entry, (), _IO[x.dtype]))
+        if tid is None:
+            return None
+        _GLU_OP[(entry.key, x.dtype)] = tid
+    return TO.ext().call_glu(x, tid, ax if ax >= 0 else ax + x.dim())
+
+
+_GLU_OP: dict[Any, int] = {}  # (entry key, dtype) -> the C++ operator's table
+
+
+def _by_op(entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
+    """f(x) by the C++ operator (with its C++ autograd node where x requires grad), or None
+    where it may not serve this call."""
+    if torch.compiler.is_compiling() or G.INTERPRET:  # (first: nothing below is dynamo's)
+        return None
+    if type(x) is not torch.Tensor or x.dtype not in _IO or not x.is_cpu or TO.ext() is None:
+        return None
+    tid = _table(entry, p, x.dtype, K.compiled(entry, p, _IO[x.dtype]))
+    return None if tid is None else TO.ext().call(x, tid)
+
+
 # Built once at import, so that torch.compile finds plain look-ups (it cannot trace the creation
 # of a class): the elementwise Functions of orders 0, 1 and 2 (each serving every entry), glu's
 # and the pair's per entry (five entries).
@@ -832,6 +902,9 @@ class TorchBackend(Backend):
             y = nat(x, *p)
             if y is not None:
                 return y
+        y = _by_op(entry, x, p)
+        if y is not None:
+            return y
         if _function_path(x):
             return _apply(_FNS[0], x, entry.key, _hex(p))
         return _value(entry, x, p)
@@ -849,6 +922,8 @@ class TorchBackend(Backend):
         if G.INTERPRET:  # (CPU tensors take the Triton kernels: the general path)
             return None
         kernels: dict[Any, K.Compiled | None] = {}  # by dtype, filled on first use
+        tables: dict[Any, tuple[Any, int]] = {}  # by dtype: the C++ operator's call and table
+        ext = TO.ext
         fns, h, key = _FNS[0], _hex(p), entry.key
         run = K.runtime().kaun_run_flat
         threads, grad, compiling = torch.get_num_threads, torch.is_grad_enabled, torch.compiler.is_compiling
@@ -862,9 +937,21 @@ class TorchBackend(Backend):
             if compiling():  # what dynamo traces: the Function, never the kernel table
                 return _apply(fns, x, key, h) if x.dtype in _FLOATS else None
             dt = x.dtype
+            op = tables.get(dt)
+            if op is not None:  # the C++ operator: checks, kernel and autograd node in C++
+                y = op[0](x, op[1])
+                if y is not None:
+                    return y
             c = kernels.get(dt)
             if c is None and dt in _IO and dt not in kernels:
                 c = kernels[dt] = K.compiled(entry, p, _IO[dt])
+            if op is None and c is not None and ext() is not None:
+                t = _table(entry, p, dt, c)
+                if t is not None:
+                    tables[dt] = (ext().call, t)
+                    y = ext().call(x, t)
+                    if y is not None:
+                        return y
             if (c is not None and type(x) is T and x.is_cpu and x.layout is strided
                     and not (x.requires_grad and grad()) and not x.is_nested and x.is_contiguous()
                     and not x.is_neg() and fwd._current_level < 0 and not tracing()
@@ -909,6 +996,9 @@ class TorchBackend(Backend):
 
     def glu(self, entry: Entry, x: Any, ax: int) -> Any:
         _dense(entry.qualname, x)  # (after _dispatch's cache of checked shapes)
+        y = _glu_by_op(entry, x, ax)
+        if y is not None:
+            return y
         if _function_path(x):
             return _apply(_GLU[entry.key], x, ax)
         return _glu_value(entry, x, ax)

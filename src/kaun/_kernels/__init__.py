@@ -527,13 +527,14 @@ class Compiled(KernelSet):
     pointers ``value``, ``deriv``, ``vjp``, and the address ``p`` of the run-time scalars (a C
     array of ``np`` doubles); ``order(k)`` (``KernelSet``)."""
 
-    __slots__ = ("value", "deriv", "vjp", "p", "np", "_buf", "_high", "_key")
+    __slots__ = ("value", "deriv", "vjp", "p", "np", "scalars", "_buf", "_high", "_key")
 
     def __init__(self, table: dict[str, int], scalars: tuple[float, ...], key: Any = None) -> None:
         if len(scalars) > MAX_P:  # (runtime.c copies at most MAX_P; a kernel would read past them)
             raise ValueError(f"{len(scalars)} run-time scalars, more than the kernels' {MAX_P}")
         self.value, self.deriv, self.vjp = table["value"], table["deriv"], table["vjp"]
         self.np = len(scalars)
+        self.scalars = scalars
         self._buf = (ctypes.c_double * max(1, len(scalars)))(*scalars)
         self.p = ctypes.addressof(self._buf)
         self._high: dict[str, int] | None = None

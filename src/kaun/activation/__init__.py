@@ -51,14 +51,16 @@ def info() -> dict[str, _Any]:
     ``"prebuilt"`` (kernels shipped in the wheel), ``"compiled here"`` (compiled by this machine's C
     compiler, kept in the cache) or ``"formulas"`` (array operations; ``why`` says why); with the
     instruction-set level (``isa``), the compiler, the runtime and the cache; ``gpu`` says what
-    serves CUDA tensors (the Triton kernels, or the formulas where triton is missing). It loads
+    serves CUDA tensors (the Triton kernels, or the formulas where triton is missing),
+    ``torch_ops`` whether eager torch CPU calls take kaun's C++ operator (kaun._kernels.torchops)
+    or the Python path, and why. It loads
     the runtime and one kernel to find out (compiling them first where it must): what it reports
     serves. ``kaun-activation cache`` prints the same."""
     from .. import _kernels
     from .._core import ALL
-    from .._kernels import gpu
+    from .._kernels import gpu, torchops
 
-    return {**_kernels.status(ALL["sigmoid"]), "gpu": gpu.describe()}
+    return {**_kernels.status(ALL["sigmoid"]), "gpu": gpu.describe(), "torch_ops": torchops.describe()}
 
 
 __all__ = [
