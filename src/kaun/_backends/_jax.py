@@ -31,6 +31,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.experimental import jet as _jet
 from jax.extend.core import Primitive as _Primitive
 from jax.interpreters import ad as _ad
@@ -38,6 +39,7 @@ from jax.interpreters import batching as _batching
 from jax.interpreters import mlir as _mlir
 
 from .._core import ALL, LRU, ORDERS, Entry
+from .._kernels import jaxffi
 from ._base import Backend
 
 
@@ -130,6 +132,45 @@ def _out(x: Any, y: Any, k: int) -> Any:
     return y.astype(x.dtype) if k == 0 else y
 
 
+# -- the CPU lowering: kaun's compiled kernels as an XLA FFI custom call ---------------------------
+
+
+def _ffi_lowering(entry: Entry, formula: Any) -> Any:
+    """The primitive's lowering on the CPU: the compiled kernel of order k as one custom call
+    (``kaun._kernels.jaxffi``), where ``jaxffi.FFI_FUNCTIONS`` (k = 0) or ``FFI_DERIVATIVES``
+    (k >= 1) has the entry and the FFI serves here; else ``formula``, the formula's jax.numpy
+    lowering, which XLA fuses with its neighbours.
+    The kernel gives NumPy's bits. Half precision: the value is the half kernel's (computed in
+    float32, rounded once); a derivative stays float32, the float32 kernel's at x in float32 (as
+    the formula's lowering computes it). ``jax.export`` keeps the formula: a serialized module
+    must not name a custom call that another process has not registered."""
+
+    def rule(ctx: Any, x: Any, *s: Any, k: int, structure: tuple[Any, ...]) -> Any:
+        found = None
+        if (entry.key in (jaxffi.FFI_FUNCTIONS if k == 0 else jaxffi.FFI_DERIVATIVES)
+                and not ctx.module_context.lowering_parameters.for_export):
+            dt = ctx.avals_in[0].dtype
+            io = "float32" if dt in _HALF and k >= 1 else str(dt)
+            found = jaxffi.kernel(entry, structure, io, k)
+        if found is None:
+            return formula(ctx, x, *s, k=k, structure=structure)
+        lib, sym = found
+        # celu's values (_STATIC) are constants of the traced code: here, of the call
+        const = [np.asarray(v, np.float64 if io == "float64" else np.float32)
+                 for v in structure if isinstance(v, float)] if entry.key in _STATIC else []
+
+        def call(x: Any, *s: Any) -> Any:
+            import jax.ffi  # (there: jaxffi.kernel found one)
+
+            xin = x.astype(jnp.float32) if str(x.dtype) != io else x
+            out = jax.ShapeDtypeStruct(x.shape, x.dtype if k == 0 else xin.dtype)  # type: ignore[no-untyped-call]
+            return jax.ffi.ffi_call(jaxffi.TARGET, out)(xin, *s, *const, lib=lib, sym=sym)
+
+        return mlir.lower_fun(call, multiple_results=False)(ctx, x, *s)
+
+    return rule
+
+
 # -- one primitive per elementwise entry -----------------------------------------------------------
 
 
@@ -145,15 +186,17 @@ def _primitive(entry: Entry) -> Any:
 
     def impl(x: Any, *s: Any, k: int, structure: tuple[Any, ...]) -> Any:
         f = impls.hit((k, structure))
-        if f is None:
-            f = jax.jit(functools.partial(compute, k=k, structure=structure))
+        if f is None:  # (the primitive itself, jitted: its lowering for the array's platform)
+            f = jax.jit(lambda x, *s: prim.bind(x, *s, k=k, structure=structure))
             impls.put((k, structure), f)
         return f(x, *s)
 
     prim.def_impl(impl)
     prim.def_abstract_eval(
         lambda x, *s, k, structure: x if k == 0 else x.update(dtype=_work_dtype(x.dtype)))
-    mlir.register_lowering(prim, mlir.lower_fun(compute, multiple_results=False))
+    formula = mlir.lower_fun(compute, multiple_results=False)
+    mlir.register_lowering(prim, formula)
+    mlir.register_lowering(prim, _ffi_lowering(entry, formula), platform="cpu")
 
     def batch(args: Any, dims: Any, *, k: int, structure: tuple[Any, ...]) -> Any:
         # elementwise in x; the scalars are numbers (checked Python floats), never batched

@@ -53,12 +53,14 @@ def info() -> dict[str, _Any]:
     instruction-set level (``isa``), the compiler, the runtime and the cache; ``gpu`` says what
     serves CUDA tensors (the Triton kernels, or the formulas where triton is missing). It loads
     the runtime and one kernel to find out (compiling them first where it must): what it reports
-    serves. ``kaun-activation cache`` prints the same."""
+    serves. ``jax`` says what ``jax.jit`` on the CPU lowers to: ``path`` "ffi" (the compiled
+    kernels through an XLA FFI custom call, for the functions listed) or "formulas" (``why``;
+    None where jax is not installed). ``kaun-activation cache`` prints the same."""
     from .. import _kernels
     from .._core import ALL
-    from .._kernels import gpu
+    from .._kernels import gpu, jaxffi
 
-    return {**_kernels.status(ALL["sigmoid"]), "gpu": gpu.describe()}
+    return {**_kernels.status(ALL["sigmoid"]), "gpu": gpu.describe(), "jax": jaxffi.state()}
 
 
 __all__ = [
