@@ -195,3 +195,33 @@ def test_persistent_cache_reuses_the_executable_in_another_process(tmp_path: Pat
     second = _child(code, {})
     assert first == {"hits": 0, "same": True}
     assert second["hits"] >= 1 and second["same"]
+
+
+def test_sharded_arrays_keep_the_formula() -> None:
+    """jit over 4 devices: the formula, shard by shard (a custom call's operand would be
+    gathered onto every device), the sharding kept, within the bounds of NumPy's result."""
+    out = _child("""
+        import os
+        os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+        import json, jax, jax.numpy as jnp, numpy as np
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+        import kaun.activation as A
+        from kaun._kernels import jaxffi
+        assert "silu" in jaxffi.FFI_FUNCTIONS
+        mesh = Mesh(np.array(jax.devices()), ("d",))
+        res = []
+        for spec, shape in ((P("d"), (16,)), (P(None, "d"), (4, 8))):
+            s = NamedSharding(mesh, spec)
+            x = jax.device_put(jnp.linspace(-30, 30, 32, dtype=jnp.float32)[:int(np.prod(shape))]
+                               .reshape(shape), s)
+            y = A.silu(x)
+            hlo = jax.jit(A.silu).lower(x).compile().as_text()
+            want = A.silu(np.asarray(x))
+            res.append([y.sharding.is_equivalent_to(s, len(shape)), "kaun_ffi_call" in hlo,
+                        "all-gather" in hlo,
+                        bool(np.allclose(np.asarray(y), want, rtol=4 * 2.0**-23, atol=0))])
+        one = jax.device_put(jnp.linspace(-30, 30, 16, dtype=jnp.float32), jax.devices()[0])
+        res.append("kaun_ffi_call" in jax.jit(A.silu).lower(one).as_text())
+        print(json.dumps(res))
+    """, {})
+    assert out == [[True, False, False, True], [True, False, False, True], True]

@@ -211,11 +211,12 @@ def kernel(entry: _core.Entry, structure: tuple[Any, ...], io: str, k: int) -> t
 # the value (order 0) of FFI_FUNCTIONS, the derivatives (orders 1-3) of FFI_DERIVATIVES; the rest
 # keeps the formula, which XLA fuses with its neighbours. A derivative is multiplied by the
 # cotangent: fused, that product is free; after a custom call it is another pass over memory
-# (forward + backward of most functions ran slower through the FFI, bare and in an MLP layer).
-# The value's custom call costs no extra pass where the formula's fusion has nothing to fuse
-# with (a matmul's output in, a matmul's input out); where the formula is as fast (relu, tanh,
-# hard_sigmoid, hard_silu, gelu, squareplus), it stays.
+# (forward + backward of most functions ran slower through the FFI, bare and in an MLP layer),
+# but for gelu_approx, whose formula XLA runs 3-4x slower than the kernel. The value: the
+# custom call where the kernel ran faster than the formula at 2^22 in two runs; the formula for
+# the cheap piecewise functions (relu, leaky_relu, hard_sigmoid, hard_silu, sparse_plus,
+# sparse_sigmoid: XLA's loop as fast or faster), tanh, gelu and squareplus (no clear winner).
 FFI_FUNCTIONS: frozenset[str] = frozenset({
-    "sigmoid", "relu6", "leaky_relu", "hard_tanh", "elu", "selu", "celu", "gelu_approx", "silu",
-    "mish", "softplus", "softsign", "log_sigmoid", "sparse_plus", "sparse_sigmoid"})
+    "sigmoid", "relu6", "hard_tanh", "elu", "selu", "celu", "gelu_approx", "silu", "mish",
+    "softplus", "softsign", "log_sigmoid"})
 FFI_DERIVATIVES: frozenset[str] = frozenset({"gelu_approx"})
