@@ -640,7 +640,10 @@ def jax_export(name: str) -> None:
     f, x = _jx(name)
     exp = export.export(jax.jit(f))(jax.ShapeDtypeStruct(x.shape, x.dtype))
     back = export.deserialize(exp.serialize())
-    assert np.array_equal(np.asarray(back.call(x)), np.asarray(f(x)))
+    # an exported module keeps the formula's lowering (it names no custom call), where jax.jit
+    # on the CPU runs the compiled kernel for some functions (kaun._kernels.jaxffi): within
+    # each other's bounds
+    assert close(back.call(x), f(x), 4)
 
 
 @pytest.mark.parametrize("name", NAMES)

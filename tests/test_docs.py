@@ -153,7 +153,9 @@ for f in (A.gelu, A.silu, A.squareplus, A.relu):
     assert y.sharding.is_equivalent_to(s, 1), (f.__name__, y.sharding)
     assert len(y.addressable_shards) == 4
     plain = jax.device_put(np.asarray(x), jax.devices()[0])
-    np.testing.assert_array_equal(np.asarray(y), np.asarray(f(plain)))
+    # sharded: the formula, shard by shard; on one device some functions run the compiled kernel
+    # (kaun._kernels.jaxffi, docs/jax.md): the same values within their bounds
+    np.testing.assert_allclose(np.asarray(y), np.asarray(f(plain)), rtol=8 * 2.0**-23, atol=0)
 g = jax.grad(lambda t: A.gelu(t).sum())(x)
 assert g.sharding.is_equivalent_to(s, 1)
 x2 = jax.device_put(jnp.ones((8, 4), jnp.float32), NamedSharding(mesh, P("d", None)))

@@ -371,6 +371,7 @@ def build_text(dtypes: str, jobs: int, gpu: str = "") -> str:
         from kaun._core import ALL
 
         n = K.build_all(list(ALL.values()), want, jobs)
+        n += _build_jax_ffi()
     except RuntimeError as e:
         raise CLIError(f"build: {e}") from None
     lines = [f"{n} kernel libraries in {K.cache_dir()} ({time.perf_counter() - t:.1f} s)"]
@@ -389,6 +390,21 @@ def build_text(dtypes: str, jobs: int, gpu: str = "") -> str:
         except RuntimeError as e:
             lines.append(f"the torch operator was not built ({e}): torch calls take the Python path")
     return "\n".join(lines)
+
+
+def _build_jax_ffi() -> int:
+    """JAX's FFI handler (kaun._kernels.jaxffi), where jax is importable and it may serve: 1
+    built or found, else 0."""
+    import importlib.util
+
+    if importlib.util.find_spec("jax") is None:
+        return 0
+    from kaun._kernels import jaxffi
+
+    if jaxffi.why_not() is not None:
+        return 0
+    jaxffi.build()
+    return 1
 
 
 def _build_gpu(dtypes: tuple[str, ...], gpu: str, t: float) -> str:
@@ -435,8 +451,8 @@ def cache_text(clear: bool) -> str:
     else:
         who = "prebuilt kernels" if st["path"] == "prebuilt" else "kernels compiled on this machine"
         where = {"prebuilt": "prebuilt", "cache": "from the cache", "compiled": "compiled now"}
-        lines = [f"{who} serve NumPy, Dask and torch CPU arrays (JAX: the formulas through XLA; "
-                 "other torch devices but CUDA: the formulas in torch operations)",
+        lines = [f"{who} serve NumPy, Dask and torch CPU arrays (other torch devices but CUDA: the "
+                 "formulas in torch operations)",
                  f"runtime:  {st['runtime']} ({where.get(st['runtime_origin'], '?')}; "
                  + ("OpenMP threads)" if st["openmp"] else "no OpenMP: one thread a call)")]
     refused = f" (refused: {i['refused']})" if i["refused"] else ""
@@ -448,9 +464,20 @@ def cache_text(clear: bool) -> str:
         f"compiler: {st['compiler'] or '-'}",
         f"gpu:      {st['gpu']}",
         f"torch:    {st['torch_ops']}",
+        f"jax:      {_jax_line(st['jax'])}",
         f"cache:    {i['dir']} ({i['libraries']} kernel libraries, {i['bytes'] / 2**20:.1f} MiB){refused}",
         "set KAUN_CACHE_DIR to move it; `kaun-activation cache --clear` deletes kaun's files in it",
     ])
+
+
+def _jax_line(st: dict[str, Any]) -> str:
+    if st["path"] == "ffi":
+        return (f"jax.jit on the CPU runs the compiled kernels (an XLA FFI call, on XLA's thread) "
+                f"for the value of {', '.join(st['functions'])} and the derivatives of "
+                f"{', '.join(st['derivatives']) or 'none'}; the formulas fused by XLA for the others")
+    if st["path"] is None:
+        return st["why"]  # type: ignore[no-any-return]
+    return f"the formulas through XLA ({st['why']})"
 
 
 def _is_negative_number(token: str) -> bool:

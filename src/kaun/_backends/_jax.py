@@ -12,6 +12,9 @@ exception (``_STATIC``): its values stay constants, to keep its bits. Its rules:
 * lowering: the formula of order k in jax.numpy operations (XLA fuses it as it fused the
   function before it was a primitive); half precision computed in float32 and rounded once
   (the derivatives, k >= 1, stay in float32: a product with a tangent then rounds once);
+  on the CPU, for the functions and orders of ``jaxffi.FFI_FUNCTIONS`` (the value) and
+  ``FFI_DERIVATIVES``, the compiled C kernel as an XLA FFI custom call instead (NumPy's bits;
+  chosen by measurement, docs/jax.md; ``KAUN_JAX_FFI=0`` turns it off);
 * JVP: the tangent times the primitive of order k + 1, so that ``grad``, ``jvp``, ``hessian``
   and their nesting reach the entry's formulas of orders 1, 2 and 3 (``kaun._core.ORDERS``);
   past the third order, JAX's autodiff of the third's formula;
@@ -31,6 +34,8 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax import core as _core
 from jax.experimental import jet as _jet
 from jax.extend.core import Primitive as _Primitive
 from jax.interpreters import ad as _ad
@@ -38,6 +43,7 @@ from jax.interpreters import batching as _batching
 from jax.interpreters import mlir as _mlir
 
 from .._core import ALL, LRU, ORDERS, Entry
+from .._kernels import jaxffi
 from ._base import Backend
 
 
@@ -81,6 +87,7 @@ Primitive: Any = _Primitive
 ad: Any = _ad
 batching: Any = _batching
 mlir: Any = _mlir
+core: Any = _core
 _HALF = (jnp.float16, jnp.bfloat16)
 _TOP = len(ORDERS) - 1  # the highest order with a formula
 
@@ -130,6 +137,54 @@ def _out(x: Any, y: Any, k: int) -> Any:
     return y.astype(x.dtype) if k == 0 else y
 
 
+# -- the CPU lowering: kaun's compiled kernels as an XLA FFI custom call ---------------------------
+
+
+def _ffi_lowering(entry: Entry, formula: Any) -> Any:
+    """The primitive's lowering on the CPU: the compiled kernel of order k as one custom call
+    (``kaun._kernels.jaxffi``), where ``jaxffi.FFI_FUNCTIONS`` (k = 0) or ``FFI_DERIVATIVES``
+    (k >= 1) has the entry and the FFI serves here; else ``formula``, the formula's jax.numpy
+    lowering, which XLA fuses with its neighbours.
+    The kernel gives NumPy's bits. Half precision: the value is the half kernel's (computed in
+    float32, rounded once); a derivative stays float32, the float32 kernel's at x in float32 (as
+    the formula's lowering computes it). ``jax.export`` keeps the formula: a serialized module
+    must not name a custom call that another process has not registered. Partitioned over
+    several devices (jit of sharded arrays) too: XLA's partitioner gathers a custom call's
+    operand onto every device (an elementwise Shardy rule or batch-partitionable registration
+    did not stop it), where the formula runs shard by shard."""
+
+    def rule(ctx: Any, x: Any, *s: Any, k: int, structure: tuple[Any, ...]) -> Any:
+        found = None
+        ac = ctx.module_context.axis_context  # (shard_map's and pmap's bodies: one device's)
+        sharded = isinstance(ac, mlir.ShardingContext) and ac.num_devices > 1
+        if (entry.key in (jaxffi.FFI_FUNCTIONS if k == 0 else jaxffi.FFI_DERIVATIVES)
+                and not ctx.module_context.lowering_parameters.for_export
+                and not sharded):
+            dt = ctx.avals_in[0].dtype
+            io = "float32" if dt in _HALF and k >= 1 else str(dt)
+            found = jaxffi.kernel(entry, structure, io, k)
+        if found is None:
+            return formula(ctx, x, *s, k=k, structure=structure)
+        import jax.ffi  # (there: jaxffi.kernel found one)
+
+        lib, sym = found
+        xa = ctx.avals_in[0]
+        ia = xa.update(dtype=np.dtype(io))
+        if ia.dtype != xa.dtype:
+            (x,) = mlir.lower_fun(lambda v: v.astype(ia.dtype), multiple_results=False)(
+                ctx.replace(avals_in=[xa], avals_out=[ia]), x)
+        # celu's values (_STATIC) are constants of the traced code: here, constant operands
+        const = [np.asarray(v, ia.dtype if io == "float64" else np.float32)
+                 for v in structure if isinstance(v, float)] if entry.key in _STATIC else []
+        sub = ctx.replace(avals_in=[ia, *ctx.avals_in[1:], *(core.ShapedArray((), c.dtype)
+                                                             for c in const)])
+        op = jax.ffi.build_ffi_lowering_function(jaxffi.TARGET)(
+            sub, x, *s, *(mlir.ir_constant(c) for c in const), lib=lib, sym=sym)
+        return op.results
+
+    return rule
+
+
 # -- one primitive per elementwise entry -----------------------------------------------------------
 
 
@@ -145,15 +200,17 @@ def _primitive(entry: Entry) -> Any:
 
     def impl(x: Any, *s: Any, k: int, structure: tuple[Any, ...]) -> Any:
         f = impls.hit((k, structure))
-        if f is None:
-            f = jax.jit(functools.partial(compute, k=k, structure=structure))
+        if f is None:  # (the primitive itself, jitted: its lowering for the array's platform)
+            f = jax.jit(lambda x, *s: prim.bind(x, *s, k=k, structure=structure))
             impls.put((k, structure), f)
         return f(x, *s)
 
     prim.def_impl(impl)
     prim.def_abstract_eval(
         lambda x, *s, k, structure: x if k == 0 else x.update(dtype=_work_dtype(x.dtype)))
-    mlir.register_lowering(prim, mlir.lower_fun(compute, multiple_results=False))
+    formula = mlir.lower_fun(compute, multiple_results=False)
+    mlir.register_lowering(prim, formula)
+    mlir.register_lowering(prim, _ffi_lowering(entry, formula), platform="cpu")
 
     def batch(args: Any, dims: Any, *, k: int, structure: tuple[Any, ...]) -> Any:
         # elementwise in x; the scalars are numbers (checked Python floats), never batched

@@ -95,6 +95,7 @@ _OURS = re.compile(
 
 _lock = threading.RLock()
 _LIBS: dict[Any, Any] = {}  # (entry key, variant, io) -> {order: function pointer} or None
+_PATHS: dict[Any, Path] = {}  # the same keys -> the library loaded (jaxffi names it in its calls)
 _state: dict[str, Any] = {}
 _ORIGIN: dict[str, str] = {}  # library stem -> "prebuilt", "cache" or "compiled"
 
@@ -386,6 +387,7 @@ def _load_runtime() -> Any:
         try:
             path = _build(stem, src, defines, _baseline(), includes)
             rt = _import_ext(path) if py else _ctypes_runtime(path)
+            _state["runtime_path"] = path
         except (RuntimeError, ImportError, OSError) as e:
             errors.append(f"{stem}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
             continue
@@ -478,6 +480,7 @@ def _load(entry: Entry, p: tuple[float, ...], io: str, high: bool = False) -> di
                 lib = ctypes.CDLL(str(_build(stem, src)))
             table = {s.name[2:]: ctypes.cast(getattr(lib, s.name), ctypes.c_void_p).value or 0
                      for s in specs}
+            _PATHS[key] = Path(lib._name)
             _state.setdefault("keep", []).append(lib)
         except (RuntimeError, OSError) as e:
             error = e

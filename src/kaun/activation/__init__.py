@@ -55,12 +55,15 @@ def info() -> dict[str, _Any]:
     ``torch_ops`` whether eager torch CPU calls take kaun's C++ operator (kaun._kernels.torchops)
     or the Python path, and why. It loads
     the runtime and one kernel to find out (compiling them first where it must): what it reports
-    serves. ``kaun-activation cache`` prints the same."""
+    serves. ``jax`` says what ``jax.jit`` on the CPU lowers to: ``path`` "ffi" (the compiled
+    kernels through an XLA FFI custom call, for the functions listed) or "formulas" (``why``;
+    None where jax is not installed). ``kaun-activation cache`` prints the same."""
     from .. import _kernels
     from .._core import ALL
-    from .._kernels import gpu, torchops
+    from .._kernels import gpu, jaxffi, torchops
 
-    return {**_kernels.status(ALL["sigmoid"]), "gpu": gpu.describe(), "torch_ops": torchops.describe()}
+    return {**_kernels.status(ALL["sigmoid"]), "gpu": gpu.describe(), "torch_ops": torchops.describe(),
+            "jax": jaxffi.state()}
 
 
 __all__ = [
