@@ -544,19 +544,21 @@ def headline(res: dict[int, dict[str, dict[str, float]]], names: list[str]) -> s
         return fmt(ratio_gm(res[lg], a, b, sel))
 
     return "\n".join([
-        "| float32, kaun / peer (geomean) | 2^10 | 2^16 | 2^22 |",
-        "|---|---|---|---|",
+        "| float32, kaun / peer (geomean) | 2^10 | 2^16 | 2^20 | 2^22 |",
+        "|---|---|---|---|---|",
         f"| torch eager forward, against torch's own ops ({len(native)}) | "
         f"{gm(10, 'torch kaun', 'torch peer', native)} | {gm(16, 'torch kaun', 'torch peer', native)} | "
-        f"{gm(22, 'torch kaun', 'torch peer', native)} |",
-        f"| torch eager forward + backward ({len(native)}) | - | "
-        f"{gm(16, 'torch kaun fb', 'torch peer fb', native)} | {gm(22, 'torch kaun fb', 'torch peer fb', native)} |",
+        f"{gm(20, 'torch kaun', 'torch peer', native)} | {gm(22, 'torch kaun', 'torch peer', native)} |",
+        f"| torch eager forward + backward ({len(native)}) | "
+        f"{gm(10, 'torch kaun fb', 'torch peer fb', native)} | "
+        f"{gm(16, 'torch kaun fb', 'torch peer fb', native)} | {gm(20, 'torch kaun fb', 'torch peer fb', native)} | "
+        f"{gm(22, 'torch kaun fb', 'torch peer fb', native)} |",
         f"| torch eager forward, functions torch lacks, against its silu ({len(comp)}) | "
         f"{gm(10, 'torch kaun', 'torch silu', comp)} | {gm(16, 'torch kaun', 'torch silu', comp)} | "
-        f"{gm(22, 'torch kaun', 'torch silu', comp)} |",
-        f"| `jax.jit` forward / forward + backward, against jax.nn ({len(names)}) | - | - | "
+        f"{gm(20, 'torch kaun', 'torch silu', comp)} | {gm(22, 'torch kaun', 'torch silu', comp)} |",
+        f"| `jax.jit` forward / forward + backward, against jax.nn ({len(names)}) | - | - | - | "
         f"{gm(22, 'jax kaun', 'jax peer', names)} / {gm(22, 'jax kaun fb', 'jax peer fb', names)} |",
-        f"| NumPy, against the naive textbook formula ({len(names)}) | - | - | "
+        f"| NumPy, against the naive textbook formula ({len(names)}) | - | - | - | "
         f"{gm(22, 'np kaun', 'np naive', names)} |",
     ])
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from bits import bits, grid, to_torch
+from bits import bits, grid, np_dtype, to_torch
 
 import kaun.activation as A
 from kaun._backends import _torch as BT
@@ -118,6 +118,32 @@ def test_glu_bitwise_the_python_path(name: str, dtype: str) -> None:
             np.testing.assert_array_equal(bits(fn(x, axis=ax)), bits(ref))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_prelu_bitwise_the_python_path(dtype: str) -> None:
+    """prelu with an alpha tensor (broadcast, learnable): torch's kernels in a C++ node; value,
+    both gradients and the second derivatives (kaun::prelu_grad) the Python path's bits."""
+    v = [-2.0, -1.0, -0.0, 0.0, 1.0, 3.0, np.inf, -np.inf, np.nan, 1e-3, -7.5, 0.5]
+    x0 = to_torch(np.array(v * 4).astype(np_dtype(dtype)), dtype).reshape(4, 1, 12)
+    g = to_torch(np.linspace(-1.0, 2.0, 48).astype(np_dtype(dtype)), dtype)
+    for shape in ((12,), (1, 12), (4, 1, 1), (1,)):
+        a0 = to_torch(np.linspace(-0.5, 0.75, int(np.prod(shape))).astype(np_dtype(dtype)), dtype).reshape(shape)
+
+        def run(f: Any, a0: torch.Tensor = a0) -> tuple[str, list[torch.Tensor]]:
+            x, a = x0.clone().requires_grad_(), a0.clone().requires_grad_()
+            y = f(x, a)
+            gy = g.reshape(y.shape)
+            gx, ga = torch.autograd.grad(y, (x, a), gy, create_graph=True)
+            h = torch.autograd.grad(gx.sum() + 3 * ga.sum(), (x, a), materialize_grads=True)
+            once = torch.autograd.grad(f(x, a), (x, a), gy)
+            return node(y), [y, gx, ga, *h, *once]
+
+        mine_node, mine = run(A.prelu)
+        ref_node, ref = run(lambda x, a: BT._PRELU[0].apply(x, a))
+        assert mine_node == "torch::autograd::CppNode<kaun::Prelu>" and ref_node != mine_node
+        for p, q in zip(mine, ref, strict=True):
+            np.testing.assert_array_equal(bits(p), bits(q))
+
+
 def test_the_op_is_the_path_of_plain_eager_calls() -> None:
     x = torch.randn(300, requires_grad=True)
     assert node(A.silu(x)) == OP_NODE
@@ -140,19 +166,29 @@ def _python_node(y: torch.Tensor) -> bool:
 def test_steps_aside_where_the_python_path_serves() -> None:
     x = torch.randn(64, 8, dtype=torch.float64)
     ref = A.gelu(x)
+
+    def close(a: torch.Tensor, b: torch.Tensor) -> None:
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-12, atol=1e-300)
+
     # non-contiguous, a subclass (nn.Parameter), a negated view
     xt = x.t().contiguous().t().requires_grad_()
     assert not xt.is_contiguous()
     assert _python_node(A.gelu(xt))
+    # nn.Parameter is a plain tensor to C++ (its subclass only keeps Module bookkeeping), on the
+    # checked path and the fast one alike; another subclass keeps its own semantics
     p = torch.nn.Parameter(x.clone())
-    assert _python_node(A.gelu(p))
-    np.testing.assert_array_equal(bits(A.gelu(p)), bits(ref))
+    assert node(A.gelu(p)) == OP_NODE and node(A.gelu(p)) == OP_NODE
+
+    class Sub(torch.Tensor):
+        pass
+
+    s = x.clone().as_subclass(Sub).requires_grad_()
+    assert _python_node(A.gelu(s)) and _python_node(A.gelu(s))
+    close(A.gelu(s).as_subclass(torch.Tensor), ref)  # (the formula in torch operations)
     neg = torch._neg_view(-x)
     np.testing.assert_array_equal(bits(A.gelu(neg)), bits(ref))
     # torch.func and forward-mode AD: the formulas in torch operations (not the kernels'
     # bits: within their bounds of them)
-    def close(a: torch.Tensor, b: torch.Tensor) -> None:
-        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-12, atol=1e-300)
 
     close(torch.func.vmap(A.gelu)(x), ref)
     g = torch.func.grad(lambda v: A.gelu(v).sum())(x)

@@ -756,6 +756,13 @@ def _sum_to(g: Any, shape: tuple[int, ...]) -> Any:
     return g.sum(dim=axes, keepdim=True) if axes else g
 
 
+def prelu_grad(g: Any, x: Any, alpha: Any) -> tuple[Any, Any]:
+    """prelu's gradients (x's, alpha's) by the derivative formula, differentiable further: the
+    Function's backward where a graph is built, and kaun::prelu_grad (kaun._kernels.torchops)."""
+    dx, da = _work(ALL["prelu"], "deriv", (x, alpha), ())
+    return _scaled(g, dx), _sum_to(_scaled(g, da), tuple(alpha.shape))
+
+
 def _prelu_function() -> tuple[Any, Any]:
     def deriv(x: Any, alpha: Any) -> tuple[Any, Any]:
         return _work(ALL["prelu"], "deriv", (x, alpha), ())  # type: ignore[no-any-return]
@@ -783,8 +790,7 @@ def _prelu_function() -> tuple[Any, Any]:
                 # formula's conventions (alpha at 0); one pass
                 gx, ga = torch.ops.aten._prelu_kernel_backward(g, x, alpha)
                 return gx, _sum_to(ga, tuple(alpha.shape))
-            dx, da = deriv(x, alpha)
-            return _scaled(g, dx), _sum_to(_scaled(g, da), tuple(alpha.shape))
+            return prelu_grad(g, x, alpha)
 
     class Fn(FnC):
         @staticmethod
@@ -820,7 +826,10 @@ def _table(entry: Entry, p: tuple[float, ...], dt: Any, c: Any) -> int | None:
         with _table_lock:
             tid = _TABLES.get(key)
             if tid is None:
-                tid = e.table(dt, c.value, c.vjp, c.scalars, entry.kind == "glu")
+                try:
+                    tid = e.table(dt, c.value, c.vjp, c.scalars, entry.kind == "glu")
+                except RuntimeError:  # (65536 tables: hyper-parameters beyond that, the Python path)
+                    return None
                 _TABLE_OF[tid] = (entry, p)
                 _TABLES[key] = tid
     return tid
@@ -848,7 +857,7 @@ def _glu_by_op(entry: Entry, x: Any, ax: int) -> Any:
         return None
     tid = _GLU_OP.get((entry.key, x.dtype))
     if tid is None:
-        if G.INTERPRET or type(x) is not torch.Tensor or x.dtype not in _IO or TO.ext() is None:
+        if G.INTERPRET or type(x) not in _EXACT or x.dtype not in _IO or TO.ext() is None:
             return None
         tid = _table(entry, (), x.dtype, K.compiled(entry, (), _IO[x.dtype]))
         if tid is None:
@@ -858,6 +867,9 @@ def _glu_by_op(entry: Entry, x: Any, ax: int) -> Any:
 
 
 _GLU_OP: dict[Any, int] = {}  # (entry key, dtype) -> the C++ operator's table
+# what the C++ operator takes as a plain tensor: nn.Parameter is one to C++ (its Python subclass
+# only keeps Module bookkeeping)
+_EXACT = (torch.Tensor, torch.nn.Parameter)
 
 
 def _by_op(entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
@@ -865,7 +877,7 @@ def _by_op(entry: Entry, x: Any, p: tuple[float, ...]) -> Any:
     where it may not serve this call."""
     if torch.compiler.is_compiling() or G.INTERPRET:  # (first: nothing below is dynamo's)
         return None
-    if type(x) is not torch.Tensor or x.dtype not in _IO or not x.is_cpu or TO.ext() is None:
+    if type(x) not in _EXACT or x.dtype not in _IO or not x.is_cpu or TO.ext() is None:
         return None
     tid = _table(entry, p, x.dtype, K.compiled(entry, p, _IO[x.dtype]))
     return None if tid is None else TO.ext().call(x, tid)
@@ -983,6 +995,12 @@ class TorchBackend(Backend):
         # checked shapes, which does not see the layout)
         _dense(entry.qualname, x)
         _dense(entry.qualname, alpha, "alpha")
+        if not torch.compiler.is_compiling():
+            ext = TO.ext()
+            if ext is not None:  # the C++ operator: torch's kernels, a C++ autograd node
+                y = ext.prelu(x, alpha)
+                if y is not None:
+                    return y
         if _plain(x) and _plain(alpha) and not _needs_grad(x, alpha) and _eager():
             return torch._prelu_kernel(x, alpha)
         if _function_path(x, alpha):

@@ -28,6 +28,8 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <tuple>
+#include <vector>
 
 extern "C" {
 #include "kargs.h"
@@ -192,6 +194,29 @@ Tensor glu_grad_op(const Tensor &g, const Tensor &x, int64_t id, int64_t ax) {
     return op.call(g, x, id, ax);
 }
 
+// prelu with an alpha tensor: torch's own kernels (x > 0 ? x : alpha x, broadcast; the backward
+// with kaun's conventions, alpha at 0), alpha's gradient summed as kaun._backends._torch._sum_to
+// does (the leading axes first, then the broadcast ones: the same bits)
+Tensor sum_to_shape(Tensor g, c10::IntArrayRef shape) {
+    int64_t lead = g.dim() - static_cast<int64_t>(shape.size());
+    if (lead > 0) {
+        std::vector<int64_t> dims(lead);
+        for (int64_t i = 0; i < lead; i++) dims[i] = i;
+        g = g.sum(dims);
+    }
+    std::vector<int64_t> axes;
+    for (size_t i = 0; i < shape.size(); i++)
+        if (shape[i] == 1 && g.size(static_cast<int64_t>(i)) != 1) axes.push_back(static_cast<int64_t>(i));
+    return axes.empty() ? g : g.sum(axes, /*keepdim=*/true);
+}
+
+std::tuple<Tensor, Tensor> prelu_grad_op(const Tensor &g, const Tensor &x, const Tensor &alpha) {
+    static auto op = c10::Dispatcher::singleton()
+                         .findSchemaOrThrow("kaun::prelu_grad", "")
+                         .typed<std::tuple<Tensor, Tensor>(const Tensor &, const Tensor &, const Tensor &)>();
+    return op.call(g, x, alpha);
+}
+
 }  // namespace
 
 namespace kaun {
@@ -242,29 +267,58 @@ struct Glu : public torch::autograd::Function<Glu> {
         return {glu_vjp(x, g, ax, table_of(id)), Tensor(), Tensor()};
     }
 };
+
+struct Prelu : public torch::autograd::Function<Prelu> {
+    static Tensor forward(torch::autograd::AutogradContext *ctx, const Tensor &x, const Tensor &alpha) {
+        ctx->save_for_backward({x, alpha});
+        at::AutoDispatchBelowADInplaceOrView guard;
+        return at::_prelu_kernel(x, alpha);
+    }
+
+    static torch::autograd::variable_list backward(torch::autograd::AutogradContext *ctx,
+                                                   torch::autograd::variable_list gs) {
+        auto saved = ctx->get_saved_variables();
+        const Tensor &x = saved[0], &alpha = saved[1];
+        const Tensor &g = gs[0];
+        if (!g.defined()) return {Tensor(), Tensor()};
+        if (c10::GradMode::is_enabled()) {  // the formula's derivatives, differentiable
+            auto [gx, ga] = prelu_grad_op(g, x, alpha);
+            return {gx, ga};
+        }
+        auto [gx, ga] = at::_prelu_kernel_backward(g, x, alpha);
+        return {gx, sum_to_shape(ga, alpha.sizes())};
+    }
+};
 }  // namespace kaun
 
 namespace {
 
 Tensor act_autograd(const Tensor &x, int64_t id) { return kaun::Act::apply(x, id); }
 Tensor glu_autograd(const Tensor &x, int64_t id, int64_t ax) { return kaun::Glu::apply(x, id, ax); }
+Tensor prelu_autograd(const Tensor &x, const Tensor &alpha) { return kaun::Prelu::apply(x, alpha); }
+Tensor prelu_cpu(const Tensor &x, const Tensor &alpha) { return at::_prelu_kernel(x, alpha); }
 
 // Whether the kernel may serve x with this table now (see the file's head).
-bool eligible(const Tensor &x, const Table &t) {
-    if (x.scalar_type() != t.dtype || !x.is_cpu() || x.layout() != c10::kStrided || x.is_nested())
+bool plain(const Tensor &x) {
+    if (!x.is_cpu() || x.layout() != c10::kStrided || x.is_nested() || x.is_neg() || x.is_conj())
         return false;
-    if (!x.is_contiguous() || x.is_neg() || x.is_conj()) return false;
     // (a tensor subclass, FakeTensor or functorch wrapper carries a key a plain one lacks)
     auto ks = x.key_set();
-    if (ks.has(c10::DispatchKey::Python) || ks.has(c10::DispatchKey::FuncTorchBatched) ||
-        ks.has(c10::DispatchKey::FuncTorchGradWrapper) || ks.has(c10::DispatchKey::Functionalize))
-        return false;
+    return !(ks.has(c10::DispatchKey::Python) || ks.has(c10::DispatchKey::FuncTorchBatched) ||
+             ks.has(c10::DispatchKey::FuncTorchGradWrapper) || ks.has(c10::DispatchKey::Functionalize));
+}
+
+// Whether this thread runs eagerly: no tracer, no torch.func transform, no forward-mode AD
+bool eager_now() {
     if (torch::jit::tracer::isTracing()) return false;
     // (a torch.func transform active: functorch includes its front-mode key on this thread)
     if (c10::impl::tls_is_dispatch_key_included(c10::DispatchKey::FuncTorchDynamicLayerFrontMode))
         return false;
-    if (torch::autograd::ForwardADLevel::try_get_by_idx(0)) return false;
-    return true;
+    return !torch::autograd::ForwardADLevel::try_get_by_idx(0);
+}
+
+bool eligible(const Tensor &x, const Table &t) {
+    return x.scalar_type() == t.dtype && x.is_contiguous() && plain(x) && eager_now();
 }
 
 PyObject *py_call(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
@@ -323,6 +377,33 @@ PyObject *py_call_glu(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
             y = op.call(x, id, ax);
         } else {
             y = glu_value(x, ax, t);
+        }
+        return THPVariable_Wrap(std::move(y));
+    END_HANDLE_TH_ERRORS
+}
+
+// prelu(x, alpha): x and alpha plain CPU tensors of one dtype (kaun's checks passed: alpha
+// broadcasts to x), or None where the Python path must serve
+PyObject *py_prelu(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "prelu(x, alpha)");
+        return nullptr;
+    }
+    if (!THPVariable_CheckExact(args[0]) || !THPVariable_CheckExact(args[1])) Py_RETURN_NONE;
+    const Tensor &x = THPVariable_Unpack(args[0]);
+    const Tensor &alpha = THPVariable_Unpack(args[1]);
+    if (x.scalar_type() != alpha.scalar_type() || !at::isFloatingType(x.scalar_type()) ||
+        !plain(x) || !plain(alpha) || !eager_now())
+        Py_RETURN_NONE;
+    HANDLE_TH_ERRORS
+        Tensor y;
+        if ((x.requires_grad() || alpha.requires_grad()) && c10::GradMode::is_enabled()) {
+            static auto op = c10::Dispatcher::singleton()
+                                 .findSchemaOrThrow("kaun::prelu", "")
+                                 .typed<Tensor(const Tensor &, const Tensor &)>();
+            y = op.call(x, alpha);
+        } else {
+            y = at::_prelu_kernel(x, alpha);
         }
         return THPVariable_Wrap(std::move(y));
     END_HANDLE_TH_ERRORS
@@ -389,6 +470,9 @@ PyMethodDef methods[] = {
      "or None where the kernel may not serve x"},
     {"table", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_table)), METH_FASTCALL,
      "table(dtype, value, vjp, p[, glu]) -> id"},
+    {"prelu", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_prelu)), METH_FASTCALL,
+     "prelu(x, alpha): prelu with an alpha tensor (a C++ autograd node where a gradient is "
+     "wanted), or None"},
     {"call_glu", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_call_glu)),
      METH_FASTCALL, "call_glu(x, table, axis): glu's value of x split along axis, or None"},
     {"init", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_init)), METH_FASTCALL,
@@ -407,16 +491,20 @@ TORCH_LIBRARY(kaun, m) {
     m.def("grad(Tensor g, Tensor x, int table, int order) -> Tensor");
     m.def("glu(Tensor x, int table, int axis) -> Tensor");
     m.def("glu_grad(Tensor g, Tensor x, int table, int axis) -> Tensor");
+    m.def("prelu(Tensor x, Tensor alpha) -> Tensor");
+    m.def("prelu_grad(Tensor g, Tensor x, Tensor alpha) -> (Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(kaun, CPU, m) {
     m.impl("act", act_cpu);
     m.impl("glu", glu_cpu);
+    m.impl("prelu", prelu_cpu);
 }
 
 TORCH_LIBRARY_IMPL(kaun, Autograd, m) {
     m.impl("act", act_autograd);
     m.impl("glu", glu_autograd);
+    m.impl("prelu", prelu_autograd);
 }
 
 PyMODINIT_FUNC PyInit__kaun_torchops(void) { return PyModule_Create(&module); }

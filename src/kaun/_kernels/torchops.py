@@ -226,13 +226,14 @@ def _import(p: Path) -> Any:
     e.init(ctypes.cast(lib.kaun_run_flat, ctypes.c_void_p).value,
            ctypes.cast(lib.kaun_run_rows, ctypes.c_void_p).value)
     _fix_threads(e)
-    # kaun::grad, kaun::glu_grad: the first derivative times a cotangent, differentiable further
+    # kaun::grad, kaun::glu_grad, kaun::prelu_grad: the first derivative times a cotangent, differentiable further
     # (the backward of a C++ node while a graph of the backward is built): the Python path's
     from .._backends import _torch as BT
 
     lib_impl = torch.library.Library("kaun", "IMPL")  # type: ignore[no-untyped-call]
     lib_impl.impl("grad", BT.grad_by_table, "CompositeImplicitAutograd")  # type: ignore[no-untyped-call]
     lib_impl.impl("glu_grad", BT.glu_grad_by_table, "CompositeImplicitAutograd")  # type: ignore[no-untyped-call]
+    lib_impl.impl("prelu_grad", BT.prelu_grad, "CompositeImplicitAutograd")  # type: ignore[no-untyped-call]
     _state["impl"] = lib_impl  # (kept: the registration lives as long as the Library object)
     return e
 
