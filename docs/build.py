@@ -8,7 +8,7 @@ Every page comes from the registry (``ENTRIES``: name, section, formula, hyper-p
 docstrings (description, arguments, derivative) and the CLI's plotting code. Every example is
 run while building and its output is pasted in as it came out; the NumPy example of each
 docstring is run too, and a docstring whose shown output differs from what the code prints
-stops the build. Not written here: accuracy.md, speed.md, jax.md and onnx.md (benchmarks/ writes those),
+stops the build. Not written here: accuracy.md, speed.md, cycles.md, jax.md and onnx.md (benchmarks/ writes those),
 conventions.md.
 
 Run it in a fresh interpreter (the outputs are those of JAX's default float32 mode).
@@ -521,6 +521,8 @@ floating dtype.
 - [Speed](speed.md): timings against torch and jax
 - [The gated family's speed and memory](gated.md): swiglu and friends against the composites
   models write, and the gated MLP block's peak memory (`benchmarks/gated.py --out docs/gated.md`)
+- [Arithmetic per element](cycles.md): kaun's kernels against torch's in cycles per element, one
+  and two threads (`benchmarks/cycles.py --out docs/cycles.md`)
 - [JAX on the CPU](jax.md): the compiled kernels as an XLA FFI custom call or the formula fused by
   XLA, chosen per function (`benchmarks/jax_ffi.py --out docs/jax.md`)
 - [Install](install.md): the wheel, its prebuilt kernels, and what serves with and without a compiler
