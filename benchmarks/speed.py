@@ -415,6 +415,17 @@ def size_table(r: dict[str, dict[str, float]], lg: int, names: list[str]) -> str
     return table(["function", *[h for h, _, _ in cols], *us_heads], rows)
 
 
+def _jax_path() -> str:
+    from kaun._kernels import jaxffi
+
+    st = jaxffi.state()
+    if st and st.get("path") == "ffi":
+        return ("the compiled kernels as an XLA FFI custom call for the values of "
+                f"{', '.join(sorted(jaxffi.FFI_FUNCTIONS))} and the derivatives of "
+                f"{', '.join(sorted(jaxffi.FFI_DERIVATIVES))}, kaun's formulas through XLA for the rest")
+    return f"kaun's formulas through XLA ({(st or {}).get('why')})"
+
+
 def _torchops_loaded() -> bool:
     from kaun._kernels import torchops
 
@@ -488,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         "busy a while after a call). kaun's NumPy and torch CPU calls run its compiled kernels "
         "(one pass, on torch's OpenMP threads); eager torch CPU calls enter them through kaun's C++ "
         f"operator ({'loaded' if _torchops_loaded() else 'NOT loaded: the Python path'}); jax.jit "
-        "runs kaun's formulas through XLA. "
+        f"runs {_jax_path()} (docs/jax.md). "
         "(c): torch has no such "
         "function and the peer is a composite of torch operations; the issue's mark for those is "
         "torch's silu at the same size (one pass). Forward+backward is `f(x).backward(g)` and one "
