@@ -318,7 +318,8 @@ bool eager_now() {
 }
 
 bool eligible(const Tensor &x, const Table &t) {
-    return x.scalar_type() == t.dtype && x.is_contiguous() && plain(x) && eager_now();
+    // (plain first: is_contiguous() throws on a sparse CSR tensor)
+    return x.scalar_type() == t.dtype && plain(x) && x.is_contiguous() && eager_now();
 }
 
 PyObject *py_call(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
@@ -333,11 +334,12 @@ PyObject *py_call(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
         PyErr_SetString(PyExc_ValueError, "no such kernel table");
         return nullptr;
     }
-    const Tensor &x = THPVariable_Unpack(args[0]);
-    const Table &t = *tables[id];
-    if (t.glu || !eligible(x, t)) Py_RETURN_NONE;
-    HANDLE_TH_ERRORS  // (torch's translation: a Python exception raised inside, such as
-                      // checkpoint's stop of a recomputation, reaches Python as itself)
+    HANDLE_TH_ERRORS  // (torch's translation: a C++ exception becomes a Python one, and a Python
+                      // exception raised inside, such as checkpoint's stop of a recomputation,
+                      // reaches Python as itself; none may leave this C function as C++)
+        const Tensor &x = THPVariable_Unpack(args[0]);
+        const Table &t = *tables[id];
+        if (t.glu || !eligible(x, t)) Py_RETURN_NONE;
         Tensor y;
         if (x.requires_grad() && c10::GradMode::is_enabled()) {
             static auto op = c10::Dispatcher::singleton()
@@ -365,10 +367,10 @@ PyObject *py_call_glu(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
         PyErr_SetString(PyExc_ValueError, "no such kernel table");
         return nullptr;
     }
-    const Tensor &x = THPVariable_Unpack(args[0]);
-    const Table &t = *tables[id];
-    if (!t.glu || !eligible(x, t) || ax < 0 || ax >= x.dim() || x.size(ax) % 2) Py_RETURN_NONE;
     HANDLE_TH_ERRORS
+        const Tensor &x = THPVariable_Unpack(args[0]);
+        const Table &t = *tables[id];
+        if (!t.glu || !eligible(x, t) || ax < 0 || ax >= x.dim() || x.size(ax) % 2) Py_RETURN_NONE;
         Tensor y;
         if (x.requires_grad() && c10::GradMode::is_enabled()) {
             static auto op = c10::Dispatcher::singleton()
@@ -390,12 +392,12 @@ PyObject *py_prelu(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
         return nullptr;
     }
     if (!THPVariable_CheckExact(args[0]) || !THPVariable_CheckExact(args[1])) Py_RETURN_NONE;
-    const Tensor &x = THPVariable_Unpack(args[0]);
-    const Tensor &alpha = THPVariable_Unpack(args[1]);
-    if (x.scalar_type() != alpha.scalar_type() || !at::isFloatingType(x.scalar_type()) ||
-        !plain(x) || !plain(alpha) || !eager_now())
-        Py_RETURN_NONE;
     HANDLE_TH_ERRORS
+        const Tensor &x = THPVariable_Unpack(args[0]);
+        const Tensor &alpha = THPVariable_Unpack(args[1]);
+        if (x.scalar_type() != alpha.scalar_type() || !at::isFloatingType(x.scalar_type()) ||
+            !plain(x) || !plain(alpha) || !eager_now())
+            Py_RETURN_NONE;
         Tensor y;
         if ((x.requires_grad() || alpha.requires_grad()) && c10::GradMode::is_enabled()) {
             static auto op = c10::Dispatcher::singleton()
