@@ -136,3 +136,25 @@ def test_shifts_take_constant_amounts_below_the_width() -> None:
     for n in (32, -1, True, 1.0):
         with pytest.raises(TypeError, match="constant shift"):
             _ir.trace(lambda o, x, n=n: f(o, x, n), 1, (), 32)
+
+
+@pytest.mark.parametrize("io", ["float32", "float64"])
+def test_exp_normal_is_exp_where_that_is_normal_and_0_below(io: str) -> None:
+    """exp_normal (one scale factor, for x <= 0: kaun._special.exp_neg's) gives exp's bits wherever
+    exp(x) is a normal number, 0 wherever it is not, and NaN for NaN."""
+    dt = np.dtype(io)
+    if io == "float32":
+        x = _grid32().astype(np.float32)
+    else:
+        rng = np.random.default_rng(2)
+        bits = rng.integers(0, 2**63, 1 << 20, dtype=np.uint64) | np.uint64(1 << 63)  # x <= 0
+        x = np.concatenate([bits.view(np.float64), np.linspace(-760.0, 0.0, 400001),
+                            [-0.0, 0.0, -np.inf, np.nan, -708.3964185322641, -708.3964185322642]])
+    x = x[~(x > 0.0)]
+    e = _compiled("exp", _op("exp"), io)(x)
+    n = _compiled("exp_normal", _op("exp_normal"), io)(x)
+    want = np.where(np.abs(e) >= np.finfo(dt).tiny, e, dt.type(0.0))
+    same = (n.view(f"u{dt.itemsize}") == want.view(f"u{dt.itemsize}")) | (np.isnan(n) & np.isnan(e))
+    assert same.all(), f"{io}: {(~same).sum()} differ, first at x = {x[~same][0]!r}"
+    assert (n[x < (-88.0 if io == "float32" else -709.0)] == 0.0).all()
+    assert np.isnan(n[np.isnan(x)]).all()

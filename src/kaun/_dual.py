@@ -129,6 +129,10 @@ class DualOps:
         y = self.o.exp(_val(a))
         return self._chain(a, y, lambda: y)
 
+    def exp_normal(self, a: Any) -> Dual:
+        y = self.o.exp_normal(_val(a))
+        return self._chain(a, y, lambda: y)
+
     def expm1(self, a: Any) -> Dual:
         return self._chain(a, self.o.expm1(_val(a)), lambda: self.o.exp(_val(a)))
 

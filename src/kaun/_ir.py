@@ -222,6 +222,9 @@ class TraceOps:
     def exp(self, a: Arg) -> Any:
         return self._unary("exp", a)
 
+    def exp_normal(self, a: Arg) -> Any:
+        return self._unary("exp_normal", a)
+
     def expm1(self, a: Arg) -> Any:
         return self._unary("expm1", a)
 
@@ -431,7 +434,8 @@ class PythonPrinter(Printer):
         **{op: "{0} " + sym + " {1}" for op, sym in INFIX.items()},
         "neg": "-{0}", "mask": "o.mask({0}, x0)", "where": "o.where({0}, {1}, {2})",
         "fma": "{0} * {1} + {2}",
-        **{op: "o." + op + "({0})" for op in ("exp", "expm1", "log1p", "tanh", "sqrt", "abs")},
+        **{op: "o." + op + "({0})" for op in ("exp", "exp_normal", "expm1", "log1p", "tanh", "sqrt",
+                                                  "abs")},
     }
 
     def __init__(self, g: Graph) -> None:

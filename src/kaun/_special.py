@@ -114,8 +114,11 @@ def exp_neg(o: Any, z: Array) -> tuple[Array, Array]:
     """(e, sc) with exp(-z) = e * sc for z >= 0: e is normal unless exp(-z) is 0 to every
     precision, sc is 1 or the constant exp(-S). Multiply sc in last."""
     th, s, c = TAIL[o.prec(z)]
-    m = o.mask(z > th, z)
-    return o.exp(s * m - z), m * c + (1.0 - m)
+    tail = z > th
+    # (exp_normal: e is normal or 0; where e would be subnormal, z > S + 87 in float32 and
+    # S + 708 in float64, exp(-z) times z, or times any factor below 2^20, is 0 in each precision)
+    # (0 - z, not -z: the same bits as s m - z with m = 0 for every z, signed zeros and NaN alike)
+    return o.exp_normal(o.where(tail, s - z, 0.0 - z)), o.where(tail, c, 1.0)
 
 
 def two_sum(o: Any, a: Array, b: Array) -> tuple[Array, Array]:

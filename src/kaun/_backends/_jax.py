@@ -49,6 +49,7 @@ from ._base import Backend
 
 class JaxOps:
     exp = staticmethod(jnp.exp)
+    exp_normal = staticmethod(jnp.exp)
     expm1 = staticmethod(jnp.expm1)
     log1p = staticmethod(jnp.log1p)
 

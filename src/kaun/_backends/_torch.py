@@ -64,6 +64,7 @@ class TorchOps:
     """The formula vocabulary on tensors (out of place, differentiable, traceable)."""
 
     exp = staticmethod(torch.exp)
+    exp_normal = staticmethod(torch.exp)
     expm1 = staticmethod(_expm1)
     log1p = staticmethod(torch.log1p)
     tanh = staticmethod(torch.tanh)

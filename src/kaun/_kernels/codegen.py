@@ -21,7 +21,7 @@ from .. import _elementary, _ir
 from .._ir import BINARY, COMPARE, LOGIC, Graph, Sym
 
 # the elementary functions: kaun._elementary writes them, as formulas; C calls them k_<name>[f]
-ELEMENTARY = ("exp", "expm1", "log1p", "tanh")
+ELEMENTARY = ("exp", "exp_normal", "expm1", "log1p", "tanh")
 
 # the argument block's limits and version (kargs.h), read from the header itself
 _KARGS = (Path(__file__).resolve().parent / "kargs.h").read_text()
