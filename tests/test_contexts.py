@@ -284,6 +284,49 @@ def jit_trace(name: str) -> None:
     assert close(loaded(x), ref, 8)
 
 
+@torch_mode
+def make_fx_real(name: str) -> None:
+    """make_fx with real tensors (a TorchDispatchMode on plain tensors) records the formula's
+    torch operations: a kernel's call would leave only its empty output in the graph. Each call
+    twice (the second would take a fast path stored by the first), no grad and grad."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    x, ref = _eager(name)
+    alpha = _alpha(x)
+    for req in (False, True):
+        xr = x.detach().clone().requires_grad_(req)
+        for _ in range(2):
+            g = make_fx(lambda t: call(name, t, alpha))(xr)
+            ops = {n.target for n in g.graph.nodes if n.op == "call_function"}
+            assert ops - {torch.ops.aten.empty_like.default, torch.ops.aten.detach.default}, ops
+            assert close(g(x), ref, 8)
+
+
+@torch_mode
+def dispatch_mode(name: str) -> None:
+    """A TorchDispatchMode of the user's (a logger, FlopCounterMode) sees the operations of every
+    call, forward and backward, and the values are the eager ones within the bound."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    seen: list[Any] = []
+
+    class Log(TorchDispatchMode):
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            seen.append(func)
+            return func(*args, **(kwargs or {}))
+
+    x, ref = _eager(name)
+    alpha = _alpha(x)
+    for req in (False, True):
+        xr = x.detach().clone().requires_grad_(req)
+        for _ in range(2):
+            seen.clear()
+            with Log():
+                y = call(name, xr, alpha)
+            assert set(seen) - {torch.ops.aten.empty_like.default}, seen
+            assert close(y.detach(), ref, 8)
+
+
 def KN_model(name: str, alpha: Any = None) -> torch.nn.Module:
     class M(torch.nn.Module):
         def forward(self, t: torch.Tensor) -> torch.Tensor:

@@ -131,13 +131,18 @@ def _ops() -> Any:
 
 def _eager() -> bool:
     """No tracer (torch.compile, torch.jit.trace: neither sees a kernel's call), no torch.func
-    transform, no forward-mode AD: a kernel may run."""
+    transform, no forward-mode AD, no TorchDispatchMode (make_fx, FlopCounterMode, a user's
+    mode: each must see the operations, and a kernel's call is none): a kernel may run."""
     return not (
         torch.compiler.is_compiling()
         or torch._C._are_functorch_transforms_active()
         or _fwd_ad._current_level >= 0
         or torch._C._is_tracing()
+        or _modes() > 0
     )
+
+
+_modes = torch._C._len_torch_dispatch_stack
 
 
 _STRIDED = torch.strided
@@ -941,7 +946,7 @@ class TorchBackend(Backend):
         run = K.runtime().kaun_run_flat
         threads, grad, compiling = torch.get_num_threads, torch.is_grad_enabled, torch.compiler.is_compiling
         functorch, nt, empty_like = torch._C._are_functorch_transforms_active, K.torch_threads, torch.empty_like
-        tracing = torch._C._is_tracing
+        tracing, modes = torch._C._is_tracing, _modes
         T, fwd, grain, strided = torch.Tensor, _fwd_ad, K.GRAIN, _STRIDED
 
         def f(x: Any) -> Any:
@@ -968,7 +973,7 @@ class TorchBackend(Backend):
             if (c is not None and type(x) is T and x.is_cpu and x.layout is strided
                     and not (x.requires_grad and grad()) and not x.is_nested and x.is_contiguous()
                     and not x.is_neg() and fwd._current_level < 0 and not tracing()
-                    and not functorch()):
+                    and not functorch() and not modes()):
                 y = empty_like(x)
                 n = x.numel()
                 run(c.value, x.data_ptr(), None, y.data_ptr(), n, c.p, c.np,

@@ -18,6 +18,7 @@
 
 #include <ATen/Parallel.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
+#include <c10/core/impl/TorchDispatchModeTLS.h>
 #include <torch/csrc/Exceptions.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/autograd/forward_grad.h>
@@ -308,9 +309,10 @@ bool plain(const Tensor &x) {
              ks.has(c10::DispatchKey::FuncTorchGradWrapper) || ks.has(c10::DispatchKey::Functionalize));
 }
 
-// Whether this thread runs eagerly: no tracer, no torch.func transform, no forward-mode AD
+// Whether this thread runs eagerly: no tracer, no torch.func transform, no forward-mode AD, no
+// TorchDispatchMode (make_fx, FlopCounterMode, a user's mode must see the operations)
 bool eager_now() {
-    if (torch::jit::tracer::isTracing()) return false;
+    if (torch::jit::tracer::isTracing() || c10::impl::TorchDispatchModeTLS::any_modes_set()) return false;
     // (a torch.func transform active: functorch includes its front-mode key on this thread)
     if (c10::impl::tls_is_dispatch_key_included(c10::DispatchKey::FuncTorchDynamicLayerFrontMode))
         return false;
