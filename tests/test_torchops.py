@@ -206,6 +206,54 @@ def test_steps_aside_where_the_python_path_serves() -> None:
     # (torch.jit.trace: tests/test_contexts.py, whose every context runs with the op loaded)
 
 
+NATIVE = {"relu": (lambda x: torch.relu(x), {}), "relu6": (lambda x: torch.nn.functional.relu6(x), {}),
+          "hard_tanh": (lambda x: torch.nn.functional.hardtanh(x), {}),
+          "leaky_relu": (lambda x: torch.nn.functional.leaky_relu(x, 0.3), {"negative_slope": 0.3})}
+
+
+@pytest.mark.parametrize("name", list(NATIVE))
+def test_native_ops_are_torchs_own_through_the_operator(name: str) -> None:
+    """relu, relu6, hard_tanh and leaky_relu are torch's ops: the operator's ``native`` calls
+    them through torch's dispatcher after its checks (autograd and modes see torch's op), and
+    steps aside (None) for what the Python path must see: a subclass, a sparse or integer tensor,
+    a TorchFunctionMode of the user's."""
+    from torch.overrides import TorchFunctionMode
+
+    ext = TO.ext()
+    kind = BT._NATIVE_KIND[name]
+    s = NATIVE[name][1].get("negative_slope", 0.0)
+    x = torch.randn(4, 300, dtype=torch.float64) * 8
+    for dt in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
+        xd = x.to(dt)
+        np.testing.assert_array_equal(bits(ext.native(xd, kind, s)), bits(NATIVE[name][0](xd)))
+    xr = x.clone().requires_grad_()
+    y = ext.native(xr, kind, s)
+    assert y.grad_fn is not None and y.grad_fn.name() == NATIVE[name][0](xr).grad_fn.name()
+
+    class Sub(torch.Tensor):
+        pass
+
+    for other in (x.as_subclass(Sub), x.to_sparse(), x.long()):
+        assert ext.native(other, kind, s) is None
+    seen: list[Any] = []
+
+    class Log(TorchFunctionMode):
+        def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            seen.append(func)
+            return func(*args, **(kwargs or {}))
+
+    fn = getattr(A, name)
+    for _ in range(3):  # (the fast path is stored by the first call)
+        fn(x, **NATIVE[name][1])
+    with Log():
+        assert ext.native(x, kind, s) is None
+        y = fn(x, **NATIVE[name][1])
+    assert seen, "the user's TorchFunctionMode saw no call"
+    np.testing.assert_array_equal(bits(y), bits(NATIVE[name][0](x)))
+    with pytest.raises(ValueError, match="no such native"):
+        ext.native(x, 99, 0.0)
+
+
 # dynamo's own warning about how it calls an autograd.Function (see test_contexts.py)
 @pytest.mark.filterwarnings("ignore:.*should not be instantiated:DeprecationWarning")
 def test_compile_sees_no_op() -> None:

@@ -17,6 +17,7 @@
 #include <Python.h>
 
 #include <ATen/Parallel.h>
+#include <ATen/PythonTorchFunctionTLS.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <c10/core/impl/TorchDispatchModeTLS.h>
 #include <torch/csrc/Exceptions.h>
@@ -466,6 +467,43 @@ PyObject *py_fix_threads(PyObject *, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+// native(x, kind, s): torch's own op where kaun's function is torch's (relu, relu6, hard_tanh,
+// leaky_relu with slope s) of a plain dense floating tensor on any device, through torch's
+// dispatcher (so autograd, tracers and modes see it, as they see torch.relu), or None where the
+// Python path must serve: a subclass, another layout or dtype, a TorchFunctionMode (which sees
+// torch.relu and must see this call as well)
+PyObject *py_native(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "native(x, kind, s)");
+        return nullptr;
+    }
+    if (!THPVariable_CheckExact(args[0]) || at::impl::torch_function_mode_enabled()) Py_RETURN_NONE;
+    long kind = PyLong_AsLong(args[1]);
+    double s = PyFloat_AsDouble(args[2]);
+    if (PyErr_Occurred()) return nullptr;
+    HANDLE_TH_ERRORS
+        const Tensor &x = THPVariable_Unpack(args[0]);
+        if (x.layout() != c10::kStrided || x.is_nested() || !at::isFloatingType(x.scalar_type()))
+            Py_RETURN_NONE;
+        Tensor y;
+        {
+            pybind11::gil_scoped_release no_gil;  // (as torch's own bindings do)
+            switch (kind) {
+                case 0: y = at::relu(x); break;
+                case 1: y = at::hardtanh(x, 0.0, 6.0); break;
+                case 2: y = at::hardtanh(x, -1.0, 1.0); break;
+                case 3: y = at::leaky_relu(x, s); break;
+                default: break;
+            }
+        }
+        if (!y.defined()) {
+            PyErr_SetString(PyExc_ValueError, "no such native operation");
+            return nullptr;
+        }
+        return THPVariable_Wrap(std::move(y));
+    END_HANDLE_TH_ERRORS
+}
+
 PyObject *py_abi(PyObject *, PyObject *) { return PyLong_FromLong(KAUN_ABI); }
 
 PyMethodDef methods[] = {
@@ -482,6 +520,9 @@ PyMethodDef methods[] = {
     {"init", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_init)), METH_FASTCALL,
      "init(run_flat, run_rows): the runtime's kaun_run_flat and kaun_run_rows"},
     {"fix_threads", py_fix_threads, METH_O, "fix_threads(n): n threads a call (0: torch's count)"},
+    {"native", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_native)), METH_FASTCALL,
+     "native(x, kind, s): torch's relu (0), relu6 (1), hardtanh (2) or leaky_relu(x, s) (3) of a "
+     "plain dense floating tensor, or None"},
     {"abi", py_abi, METH_NOARGS, "KAUN_ABI of kargs.h, as compiled"},
     {nullptr, nullptr, 0, nullptr},
 };

@@ -128,7 +128,9 @@ def apply(entry: Entry, x: T, params: tuple[Any, ...]) -> T:
     # and returns None to send the call down the checked path below.
     key = (type(x), params)
     fast = entry.fast
-    cache = (not params or _cacheable(params)) and not _tracing()
+    # (_tracing first: under dynamo a hyper-parameter may be symbolic, and _cacheable's test of
+    # it would break the graph, leaving the rest of this function to a frame of its own)
+    cache = not _tracing() and (not params or _cacheable(params))
     f = fast.get(key) if cache else None
     if f is not None:
         y = f(x)
