@@ -1021,15 +1021,16 @@ class TorchBackend(Backend):
 
     def prelu(self, entry: Entry, x: Any, alpha: Any) -> Any:
         # (the common eager call first: each mode check costs a call; after _dispatch's cache of
-        # checked shapes, which does not see the layout)
-        _dense(entry.qualname, x)
-        _dense(entry.qualname, alpha, "alpha")
-        if not torch.compiler.is_compiling():
+        # checked shapes, which does not see the layout: the C++ operator checks it, and the
+        # Python checks below raise the TypeError where it steps aside)
+        if not torch.compiler.is_dynamo_compiling():  # (a fake or functional tensor: None)
             ext = TO.ext()
             if ext is not None:  # the C++ operator: torch's kernels, a C++ autograd node
                 y = ext.prelu(x, alpha)
                 if y is not None:
                     return y
+        _dense(entry.qualname, x)
+        _dense(entry.qualname, alpha, "alpha")
         if _plain(x) and _plain(alpha) and not _needs_grad(x, alpha) and _eager():
             return torch._prelu_kernel(x, alpha)
         if _function_path(x, alpha):
