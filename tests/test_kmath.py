@@ -158,3 +158,22 @@ def test_exp_normal_is_exp_where_that_is_normal_and_0_below(io: str) -> None:
     assert same.all(), f"{io}: {(~same).sum()} differ, first at x = {x[~same][0]!r}"
     assert (n[x < (-88.0 if io == "float32" else -709.0)] == 0.0).all()
     assert np.isnan(n[np.isnan(x)]).all()
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_exp_tail_takes_any_factor_and_sign(dt: Any) -> None:
+    """elu's, selu's and celu's derivatives scale exp(-z) by a factor of the user's (alpha up to
+    the dtype's largest) and, for celu with a negative alpha, take z < 0: exp_neg's general form
+    (exp_normal's 0 below the normal range, or its single scale factor, would be wrong there)."""
+    import kaun.activation as A
+
+    x = np.array([-50.0, -100.0, -152.0, -200.0, -700.0, -800.0], dt)
+    with np.errstate(over="ignore"):
+        want_celu = np.exp(-x.astype(np.float64)).astype(dt)  # celu'(x) = exp(x / alpha), alpha -1
+    got = A.derivative(A.celu)(x, alpha=-1.0)
+    assert np.array_equal(got, want_celu), (got, want_celu)
+    big = float(np.finfo(dt).max) / 4
+    want_elu = np.array([float(mp.mpf(big) * mp.exp(mp.mpf(float(v)))) for v in x]).astype(dt)
+    got = A.derivative(A.elu)(x, alpha=big)
+    assert np.all(np.abs(got - want_elu) <= 2 * np.spacing(np.abs(want_elu))), (got, want_elu)
+    assert got[2] > 0 if dt == np.float32 else got[-1] > 0

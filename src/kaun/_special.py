@@ -110,15 +110,20 @@ def two_prod(o: Any, a: Array, b: Array) -> tuple[Array, Array]:
 TAIL = {32: (72.0, 64.0, math.exp(-64.0)), 64: (690.0, 512.0, math.exp(-512.0))}
 
 
-def exp_neg(o: Any, z: Array) -> tuple[Array, Array]:
+def exp_neg(o: Any, z: Array, general: bool = False) -> tuple[Array, Array]:
     """(e, sc) with exp(-z) = e * sc for z >= 0: e is normal unless exp(-z) is 0 to every
-    precision, sc is 1 or the constant exp(-S). Multiply sc in last."""
+    precision, sc is 1 or the constant exp(-S). Multiply sc in last.
+
+    e is exp_normal's (one scale factor; 0 where it would be subnormal, z > S + 87 in float32
+    and S + 708 in float64): there exp(-z) is below 2^-126 e^-64 (2^-1022 e^-512), and its
+    product with any factor below 2^60 (2^600), or with a power of z, is 0 in that precision,
+    as the callers here multiply it. ``general``: o.exp, for a z that may be negative or a
+    factor of the user's (elu's alpha up to 3.4e38, celu's negative alpha)."""
     th, s, c = TAIL[o.prec(z)]
     tail = z > th
-    # (exp_normal: e is normal or 0; where e would be subnormal, z > S + 87 in float32 and
-    # S + 708 in float64, exp(-z) times z, or times any factor below 2^20, is 0 in each precision)
     # (0 - z, not -z: the same bits as s m - z with m = 0 for every z, signed zeros and NaN alike)
-    return o.exp_normal(o.where(tail, s - z, 0.0 - z)), o.where(tail, c, 1.0)
+    arg = o.where(tail, s - z, 0.0 - z)
+    return (o.exp(arg) if general else o.exp_normal(arg)), o.where(tail, c, 1.0)
 
 
 def two_sum(o: Any, a: Array, b: Array) -> tuple[Array, Array]:

@@ -406,8 +406,9 @@ def _elu(o: Any, x: Array, alpha: float) -> Array:
 
 
 def _exp_tail(o: Any, c: float, z: Array) -> Array:
-    """c * exp(-z) for z >= 0, with no subnormal intermediate where the result is normal."""
-    ts, sc = sp.exp_neg(o, z)
+    """c * exp(-z) (z >= 0, or z < 0 for celu's negative alpha), with no subnormal intermediate
+    where the result is normal (c: elu's alpha, whatever its size: exp_neg's general form)."""
+    ts, sc = sp.exp_neg(o, z, general=True)
     return (c * ts) * sc
 
 
