@@ -123,7 +123,8 @@ def exp_neg(o: Any, z: Array, general: bool = False) -> tuple[Array, Array]:
     tail = z > th
     # (0 - z, not -z: the same bits as s m - z with m = 0 for every z, signed zeros and NaN alike)
     arg = o.where(tail, s - z, 0.0 - z)
-    return (o.exp(arg) if general else o.exp_normal(arg)), o.where(tail, c, 1.0)
+    m = o.mask(tail, z)  # (sc from the mask: a where of two numbers has no dtype in the Array API)
+    return (o.exp(arg) if general else o.exp_normal(arg)), m * c + (1.0 - m)
 
 
 def two_sum(o: Any, a: Array, b: Array) -> tuple[Array, Array]:
