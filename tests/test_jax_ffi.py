@@ -169,6 +169,20 @@ def test_info_says_which_path_jax_takes() -> None:
     assert j["derivatives"] == sorted(jaxffi.FFI_DERIVATIVES)
 
 
+def test_info_imports_no_jax_and_builds_nothing(tmp_path: Path) -> None:
+    """A program that never imports jax: info() neither imports it nor compiles the FFI handler
+    (an empty cache stays without it); the CLI's `cache` loads it and says which path serves."""
+    out = _child("""
+        import json, sys
+        import numpy as np, kaun.activation as A
+        A.gelu(np.ones(3))
+        j = A.info()["jax"]
+        print(json.dumps({"jax": "jax" in sys.modules, "path": j["path"]}))
+    """, {"KAUN_CACHE_DIR": str(tmp_path)})
+    assert out == {"jax": False, "path": "pending"}, out
+    assert not list(tmp_path.glob("jaxffi-*.so"))
+
+
 def test_persistent_cache_reuses_the_executable_in_another_process(tmp_path: Path) -> None:
     """The custom call names its kernel by file name and symbol: a second process that takes
     the first's executable from JAX's persistent cache (a cache hit, counted) runs the kernel."""

@@ -50,7 +50,7 @@ def _case(inst: dict[str, Any], name: str, py: str, **env: str) -> dict[str, Any
 def test_the_distributions_carry_the_kernels(installed: dict[str, Any]) -> None:
     with tarfile.open(installed["sdist"]) as t:
         names = {n.split("/", 1)[1] for n in t.getnames() if "/" in n}
-    for f in ("runtime.c", "torchops.cpp", "kmath.h", "kargs.h", "codegen.py"):
+    for f in ("runtime.c", "torchops.cpp", "jaxffi.cpp", "kmath.h", "kargs.h", "codegen.py"):
         assert f"src/kaun/_kernels/{f}" in names, f
     assert "setup.py" in names
     wheel = installed["wheel"]
@@ -68,7 +68,8 @@ def test_the_libraries_need_no_newer_c_library_than_the_tag(installed: dict[str,
 
 
 def test_prebuilt_without_a_compiler(installed: dict[str, Any]) -> None:
-    res = _case(installed, "prebuilt", "py", KAUN_CC="false")
+    # (no compiler at all: neither C, for the kernels, nor C++, for the torch and JAX operators)
+    res = _case(installed, "prebuilt", "py", KAUN_CC="false", KAUN_CXX="false")
     assert res["info"]["path"] == "prebuilt", res["info"]
     assert res["cache_text"].startswith("prebuilt kernels serve NumPy, Dask and torch CPU arrays")
     for dt, want in installed["ref"].items():

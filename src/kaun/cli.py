@@ -442,6 +442,7 @@ def cache_text(clear: bool) -> str:
     if clear:
         n = K.clear_cache()
         return f"deleted {n} kernel libraries from {K.cache_dir()} (and nothing else there)"
+    from kaun._kernels import jaxffi
     from kaun.activation import info
 
     st = info()
@@ -464,7 +465,7 @@ def cache_text(clear: bool) -> str:
         f"compiler: {st['compiler'] or '-'}",
         f"gpu:      {st['gpu']}",
         f"torch:    {st['torch_ops']}",
-        f"jax:      {_jax_line(st['jax'])}",
+        f"jax:      {_jax_line(jaxffi.state(load_now=True))}",
         f"cache:    {i['dir']} ({i['libraries']} kernel libraries, {i['bytes'] / 2**20:.1f} MiB){refused}",
         "set KAUN_CACHE_DIR to move it; `kaun-activation cache --clear` deletes kaun's files in it",
     ])
@@ -475,7 +476,7 @@ def _jax_line(st: dict[str, Any]) -> str:
         return (f"jax.jit on the CPU runs the compiled kernels (an XLA FFI call, on XLA's thread) "
                 f"for the value of {', '.join(st['functions'])} and the derivatives of "
                 f"{', '.join(st['derivatives']) or 'none'}; the formulas fused by XLA for the others")
-    if st["path"] is None:
+    if st["path"] in (None, "pending"):
         return st["why"]  # type: ignore[no-any-return]
     return f"the formulas through XLA ({st['why']})"
 

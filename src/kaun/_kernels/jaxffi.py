@@ -164,15 +164,24 @@ def _register(path: Path) -> Any:
     return lib
 
 
-def state() -> dict[str, Any]:
+def state(load_now: bool = False) -> dict[str, Any]:
     """What jax.jit on the CPU lowers kaun's primitives to, and why (``kaun.activation.info()
     ["jax"]``): ``path`` "ffi" (the values of ``functions`` and the derivatives of
-    ``derivatives`` run the compiled kernels through the custom call; the others the formulas)
-    or "formulas" (``why``), None where jax is not installed. Loads the handler (building it first where it must)."""
+    ``derivatives`` run the compiled kernels through the custom call; the others the formulas),
+    "formulas" (``why``), "pending" (jax not imported yet: the first jax.jit on the CPU loads the
+    handler, building it first where it must; ``load_now`` does that here), or None where jax is
+    not installed. Imports jax and loads the handler only where jax is imported already."""
     import importlib.util
+    import sys
 
     if importlib.util.find_spec("jax") is None:
         return {"path": None, "why": "jax is not installed", "functions": [], "derivatives": []}
+    if os.environ.get("KAUN_JAX_FFI", "1") == "0":
+        return {"path": "formulas", "why": "KAUN_JAX_FFI=0", "functions": [], "derivatives": []}
+    if "lib" not in _state and not load_now and "jax" not in sys.modules:
+        return {"path": "pending", "why": "jax is not imported yet: its first jax.jit on the CPU "
+                "loads the FFI handler (built first where it must be; `kaun-activation build` "
+                "builds it ahead)", "functions": [], "derivatives": []}
     lib = load()
     if lib is None:
         return {"path": "formulas", "why": _state.get("why"), "functions": [], "derivatives": []}

@@ -56,8 +56,10 @@ def info() -> dict[str, _Any]:
     or the Python path, and why. It loads
     the runtime and one kernel to find out (compiling them first where it must): what it reports
     serves. ``jax`` says what ``jax.jit`` on the CPU lowers to: ``path`` "ffi" (the compiled
-    kernels through an XLA FFI custom call, for the functions listed) or "formulas" (``why``;
-    None where jax is not installed). ``kaun-activation cache`` prints the same."""
+    kernels through an XLA FFI custom call, for the functions listed), "formulas" (``why``),
+    "pending" (jax not imported yet: info() neither imports it nor builds the FFI handler) or
+    None where jax is not installed. ``kaun-activation cache`` prints the same, the handler
+    loaded."""
     from .. import _kernels
     from .._core import ALL
     from .._kernels import gpu, jaxffi, torchops
