@@ -940,10 +940,10 @@ class TorchBackend(Backend):
         if nat is not None and nat(torch.zeros(1), *p) is not None:
             # torch's own op for these parameters, whatever the mode
             # (a sparse or nested tensor: the checked path, and its TypeError)
-            if not p:
-                check = lambda x: nat(x) if x.dtype in _FLOATS and x.layout is _STRIDED and not x.is_nested else None  # noqa: E731
-            else:
-                check = lambda x: nat(x, *p) if x.dtype in _FLOATS and x.layout is _STRIDED and not x.is_nested else None  # noqa: E731
+            def check(x: Any) -> Any:  # (the Python path's checks, then torch's op)
+                if x.dtype in _FLOATS and x.layout is _STRIDED and not x.is_nested:
+                    return nat(x, *p)
+                return None
             kind, s, ext = _NATIVE_KIND[_native_name(entry)], float(p[0]) if p else 0.0, TO.ext
             dynamo = torch.compiler.is_dynamo_compiling
 
