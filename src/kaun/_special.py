@@ -120,11 +120,8 @@ def exp_neg(o: Any, z: Array, general: bool = False) -> tuple[Array, Array]:
     as the callers here multiply it. ``general``: o.exp, for a z that may be negative or a
     factor of the user's (elu's alpha up to 3.4e38, celu's negative alpha)."""
     th, s, c = TAIL[o.prec(z)]
-    tail = z > th
-    # (0 - z, not -z: the same bits as s m - z with m = 0 for every z, signed zeros and NaN alike)
-    arg = o.where(tail, s - z, 0.0 - z)
-    m = o.mask(tail, z)  # (sc from the mask: a where of two numbers has no dtype in the Array API)
-    return (o.exp(arg) if general else o.exp_normal(arg)), m * c + (1.0 - m)
+    m = o.mask(z > th, z)
+    return (o.exp if general else o.exp_normal)(s * m - z), m * c + (1.0 - m)
 
 
 def two_sum(o: Any, a: Array, b: Array) -> tuple[Array, Array]:
